@@ -1,0 +1,192 @@
+"""The typed records that flow between stages: portfolio state in, a Decision out.
+
+Weights are always aligned to the universe's ticker order, long-only, and sum to at most 1; the remainder is
+cash. Everything here is plain data so that the ledger and the decision log can serialize it exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "Decision",
+    "OverlayRecord",
+    "PortfolioState",
+    "StopState",
+    "canonical_json",
+    "digest",
+    "round_weights",
+]
+
+StopStatus = Literal["armed", "stopped", "cooling_down", "reentered"]
+
+
+@dataclass(frozen=True)
+class StopState:
+    """Drawdown-stop state machine: armed → stopped → cooling_down → reentered (→ armed on the next decision).
+
+    `stopped_on` is the decision date that triggered the stop; `sessions_left` counts the cash sessions still to
+    serve; `peak_nav` is the peak the drawdown is measured from (reset on re-entry when configured).
+    """
+
+    status: StopStatus = "armed"
+    stopped_on: dt.date | None = None
+    sessions_left: int = 0
+    peak_nav: float = 0.0
+    transitions: tuple[str, ...] = ()  # "2024-03-01:armed->stopped (drawdown 11.2% > 10.0%)", most recent last
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "stopped_on": self.stopped_on.isoformat() if self.stopped_on else None,
+            "sessions_left": self.sessions_left,
+            "peak_nav": self.peak_nav,
+            "transitions": list(self.transitions[-20:]),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StopState:
+        return cls(
+            status=d.get("status", "armed"),
+            stopped_on=dt.date.fromisoformat(d["stopped_on"]) if d.get("stopped_on") else None,
+            sessions_left=int(d.get("sessions_left", 0)),
+            peak_nav=float(d.get("peak_nav", 0.0)),
+            transitions=tuple(d.get("transitions", ())),
+        )
+
+
+@dataclass(frozen=True)
+class PortfolioState:
+    """The book as of a decision: what overlays and the optimizer need to know about where we are."""
+
+    asof: dt.date | None
+    tickers: tuple[str, ...]
+    weights: np.ndarray  # current (drifted) weights per ticker, marked at asof
+    nav: float  # current NAV in currency
+    peak_nav: float  # running peak of NAV (for drawdown)
+    stop: StopState = StopState()
+    last_rebalance: dt.date | None = None
+    sessions_since_rebalance: int = 0
+
+    @property
+    def cash_weight(self) -> float:
+        return float(max(0.0, 1.0 - float(np.sum(self.weights))))
+
+    @property
+    def drawdown(self) -> float:
+        """Current drawdown from peak as a non-positive fraction."""
+        return 0.0 if self.peak_nav <= 0 else min(0.0, self.nav / self.peak_nav - 1.0)
+
+    @classmethod
+    def initial(cls, tickers: tuple[str, ...], capital: float) -> PortfolioState:
+        return cls(
+            asof=None,
+            tickers=tickers,
+            weights=np.zeros(len(tickers)),
+            nav=capital,
+            peak_nav=capital,
+            stop=StopState(peak_nav=capital),
+        )
+
+
+@dataclass(frozen=True)
+class OverlayRecord:
+    """What one overlay did: `action` is 'none' when it left the weights alone."""
+
+    name: str
+    action: str
+    reason: str
+    weights_after: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The output of `decide()`: targets after overlays plus a record of how they were reached.
+
+    `status`: 'rebalance' (trade to targets), 'hold' (keep current holdings: no signal, band, stop cooldown
+    already in cash, ...), or 'no_trade' (could not decide safely: the reason says why).
+    """
+
+    asof: dt.date
+    profile: str
+    status: Literal["rebalance", "hold", "no_trade"]
+    reason: str
+    tickers: tuple[str, ...]
+    targets: np.ndarray  # weights per ticker after overlays; cash = 1 - sum
+    stop: StopState  # state machine after this decision
+    record: dict[str, Any]  # stage-by-stage record (inputs digests, forecast, risk, optimizer, overlays, timings)
+
+    @property
+    def cash(self) -> float:
+        return float(max(0.0, 1.0 - float(np.sum(self.targets))))
+
+    def targets_dict(self) -> dict[str, float]:
+        d = {t: float(w) for t, w in zip(self.tickers, self.targets, strict=True)}
+        d["cash"] = self.cash
+        return d
+
+
+def round_weights(w: np.ndarray, decimals: int = 10) -> np.ndarray:
+    """Round away solver noise so that identical inputs give byte-identical outputs."""
+    out = np.round(np.asarray(w, dtype=float), decimals)
+    out[np.abs(out) < 10.0 ** (-decimals)] = 0.0
+    return out + 0.0  # no negative zeros
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, dt.date | dt.datetime):
+        return o.isoformat()
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return o.to_dict() if hasattr(o, "to_dict") else dataclasses.asdict(o)
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _clean_floats(o: Any) -> Any:
+    if isinstance(o, float):
+        return None if not math.isfinite(o) else o
+    if isinstance(o, dict):
+        return {str(k): _clean_floats(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_clean_floats(v) for v in o]
+    return o
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no whitespace, NaN/inf as null: the form that is hashed and written."""
+    plain = json.loads(json.dumps(obj, default=_default))
+    return json.dumps(_clean_floats(plain), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def digest(obj: Any) -> str:
+    """SHA-256 of an object's canonical JSON, or of raw bytes / a numpy array's bytes."""
+    h = hashlib.sha256()
+    if isinstance(obj, bytes | bytearray | memoryview):
+        h.update(obj)
+    elif isinstance(obj, np.ndarray):
+        h.update(str(obj.shape).encode())
+        h.update(np.ascontiguousarray(obj, dtype=float).tobytes())
+    else:
+        h.update(canonical_json(obj).encode())
+    return h.hexdigest()

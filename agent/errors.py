@@ -1,0 +1,96 @@
+"""Domain errors. The CLI maps each to a one-line message and an exit code (DESIGN.md).
+
+Exit codes: 0 ok, 1 run failed (recorded), 2 usage or configuration error, 3 data error.
+User errors never show a traceback; anything else is a bug and does.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_DATA",
+    "EXIT_OK",
+    "EXIT_RUN_FAILED",
+    "AgentError",
+    "ConfigError",
+    "DataError",
+    "LedgerError",
+    "LockError",
+    "ModelError",
+    "OfflineError",
+    "RunFailedError",
+    "UsageError",
+    "ValidationFailedError",
+]
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_DATA = 3
+
+
+class AgentError(Exception):
+    """Base class: a problem the user can act on, reported in one line."""
+
+    exit_code: int = EXIT_RUN_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = " ".join(self.message.split())
+        if self.hint:
+            text += f" ({' '.join(self.hint.split())})"
+        return text
+
+
+class UsageError(AgentError):
+    """Bad command-line usage: a missing argument, a window that makes no sense, an unknown profile."""
+
+    exit_code = EXIT_CONFIG
+
+
+class ConfigError(AgentError):
+    """A bad settings value or an unknown key."""
+
+    exit_code = EXIT_CONFIG
+
+
+class DataError(AgentError):
+    """Prices that are missing, malformed or fail validation."""
+
+    exit_code = EXIT_DATA
+
+
+class ValidationFailedError(DataError):
+    """Validation found problems and the policy says fail."""
+
+
+class OfflineError(DataError):
+    """No network and no cached prices: nothing to decide on."""
+
+
+class ModelError(AgentError):
+    """A model file that is missing, corrupt, or does not match the live inputs."""
+
+    exit_code = EXIT_DATA
+
+
+class LedgerError(AgentError):
+    """The ledger or decision log is inconsistent or cannot be written."""
+
+    exit_code = EXIT_RUN_FAILED
+
+
+class LockError(AgentError):
+    """Another agent process holds the state directory."""
+
+    exit_code = EXIT_RUN_FAILED
+
+
+class RunFailedError(AgentError):
+    """A run failed; the failure is recorded."""
+
+    exit_code = EXIT_RUN_FAILED

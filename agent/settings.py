@@ -1,0 +1,475 @@
+"""Typed, frozen settings: defaults < profile < TOML file < environment (AGENT_*, nested with __) < CLI flags.
+
+A profile (agent/profiles/<name>.toml) is a complete strategy; a user's TOML names one with `profile = "..."`
+and overrides any section. Every section forbids unknown keys: a typo must never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agent.errors import ConfigError, UsageError
+
+__all__ = [
+    "AllocationSettings",
+    "BacktestSettings",
+    "DataSettings",
+    "DrawdownStopSettings",
+    "ExecutionSettings",
+    "ForecastSettings",
+    "LoggingSettings",
+    "OverlaySettings",
+    "PathSettings",
+    "RiskSettings",
+    "ScheduleSettings",
+    "Settings",
+    "UniverseSettings",
+    "VarLimitSettings",
+    "VolTargetSettings",
+    "available_profiles",
+    "load_settings",
+    "profile_path",
+    "repo_root",
+]
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+# Environment variables in the AGENT_ namespace that are not settings fields.
+_NON_SETTING_ENV = {
+    "AGENT_CONFIG",
+    "AGENT_SHARED_DATA",
+    "AGENT_REQUIRE_SHARED_DATA",
+    "AGENT_DATA_DIR",
+    "AGENT_STATE_DIR",
+    "AGENT_MODELS_DIR",
+    "AGENT_PROFILE",
+    "AGENT_LOG_LEVEL",
+    "AGENT_NO_PROGRESS",
+}
+
+Frequency = Literal["daily", "weekly", "monthly", "quarterly", "every_n_sessions"]
+OverlayName = Literal[
+    "max_weight",
+    "group_caps",
+    "drawdown_stop",
+    "var_limit",
+    "vol_target",
+    "turnover_cap",
+    "no_trade_band",
+    "entry_exit",
+    "min_trade",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UniverseSettings(_Section):
+    tickers: tuple[str, ...] = ("XLK", "XLF", "XLY", "XLE", "XLV", "XLP", "XLI", "XLB", "XLU")
+    benchmark: str | None = "SPY"
+    bond: str | None = None  # the bond leg of the 60/40 baseline, when the universe has one
+    groups: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # group name -> members (for group caps)
+
+    @field_validator("tickers")
+    @classmethod
+    def _tickers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("must list at least one ticker")
+        dupes = sorted({t for t in v if v.count(t) > 1})
+        if dupes:
+            raise ValueError(f"duplicate tickers: {', '.join(dupes)}")
+        for t in v:
+            if not re.fullmatch(r"[A-Za-z0-9^=._-]{1,20}", t):
+                raise ValueError(f"not a ticker symbol: {t!r}")
+        return v
+
+
+class ScheduleSettings(_Section):
+    frequency: Frequency = "weekly"
+    every_n: int = Field(63, ge=1, le=1000)  # for every_n_sessions
+    time: str = "16:30"  # local exchange time after the close
+    timezone: str = "America/New_York"
+    calendar: str = "XNYS"
+    catch_up: Literal["latest", "skip"] = "latest"  # a missed slot on restart: run the latest once, or skip it
+    misfire_grace_seconds: int = Field(6 * 3600, ge=1)
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", v)
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+            raise ValueError(f"expected HH:MM, got {v!r}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}") from e
+        return v
+
+    @property
+    def holding_sessions(self) -> int:
+        """Sessions between rebalances: the horizon over which forecasts and variances are averaged."""
+        return {"daily": 1, "weekly": 5, "monthly": 21, "quarterly": 63}.get(self.frequency, self.every_n)
+
+
+class DataSettings(_Section):
+    source: Literal["yfinance", "file", "demo"] = "yfinance"
+    prices_file: Path | None = None
+    demo_set: Literal["sp500", "factors"] = "sp500"
+    start: dt.date = dt.date(2005, 1, 1)  # first date fetched when the store is empty
+    auto_adjust: bool = True  # explicit: yfinance's default has changed between releases
+    retries: int = Field(3, ge=0, le=10)
+    backoff_seconds: float = Field(2.0, ge=0)
+    on_invalid: Literal["fail", "ffill"] = "ffill"
+    max_ffill: int = Field(3, ge=0, le=20)  # at most this many consecutive sessions forward-filled
+    max_jump: float = Field(0.5, gt=0)  # |one-day simple return| above this is flagged as implausible
+    stale_sessions: int = Field(5, ge=1)  # this many identical closes in a row is a stale series
+    proxy: SecretStr | None = None  # may carry credentials: redacted in `config show`
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> DataSettings:
+        if self.source == "file" and self.prices_file is None:
+            raise ValueError("source = 'file' needs prices_file")
+        return self
+
+
+class RiskSettings(_Section):
+    method: Literal["garch", "ewma", "sample"] = "garch"
+    garch_p: int = Field(1, ge=1, le=5)  # GARCH (lagged variance) order
+    garch_q: int = Field(2, ge=1, le=5)  # ARCH (lagged shock) order; study 004's GARCH(1,2)
+    distribution: Literal["normal", "t"] = "normal"
+    fit_window: int = Field(1000, ge=100)  # sessions of returns used to estimate GARCH parameters
+    refit_every: int = Field(21, ge=1)  # sessions between GARCH re-estimations (filtered forward in between)
+    corr_window: int = Field(60, ge=10)
+    ewma_lambda: float = Field(0.94, gt=0, lt=1)
+    sample_window: int = Field(252, ge=20)
+    horizon: int | None = Field(None, ge=1)  # averaging horizon; default = the schedule's holding period
+    min_observations: int = Field(250, ge=30)
+    eigen_floor: float = Field(1e-10, ge=0)
+    shrinkage: float = Field(0.0, ge=0, le=1)  # toward the diagonal, for correlation windows shorter than N
+
+
+class AllocationSettings(_Section):
+    method: Literal[
+        "max_sharpe",
+        "min_variance",
+        "mean_variance",
+        "target_volatility",
+        "equal_weight",
+        "proportional",
+        "model_weights",
+        "static_mvo",
+    ] = "max_sharpe"
+    min_weight: float = Field(0.0, ge=0, le=1)
+    max_weight: float = Field(1.0, gt=0, le=1)
+    fully_invested: bool = True
+    group_caps: dict[str, float] = Field(default_factory=dict)
+    risk_aversion: float = Field(5.0, gt=0)
+    target_volatility: float = Field(0.10, gt=0)  # annualized
+    risk_free_rate: float = 0.0  # annualized
+    turnover_cap: float | None = Field(None, gt=0)
+    costs_in_objective: bool = True
+    solver: str = "CLARABEL"
+    fallbacks: tuple[Literal["min_variance", "equal_weight", "previous", "cash"], ...] = (
+        "min_variance",
+        "previous",
+        "cash",
+    )
+    expected_returns: Literal["model", "historical"] = "model"
+    mvo_window: int = Field(252 * 5, ge=60)  # static MVO: sessions of the training window
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AllocationSettings:
+        if self.min_weight > self.max_weight:
+            raise ValueError(f"min_weight {self.min_weight} exceeds max_weight {self.max_weight}")
+        return self
+
+
+class ForecastSettings(_Section):
+    model: Literal["onnx", "none"] = "onnx"
+    models_dir: Path | None = None  # default: exported_models/<profile>
+    rebalance_threshold: float = Field(0.5, ge=0, le=1)  # sector-rnn: trade only when p(rebalance) ≥ this
+    horizon_average: bool = True  # average the forecast over the holding period (leak-free: from data ≤ asof)
+
+
+class DrawdownStopSettings(_Section):
+    enabled: bool = False
+    threshold: float = Field(0.10, gt=0, lt=1)  # drawdown from peak NAV that stops trading
+    cooldown_sessions: int = Field(5, ge=1)
+    peak_reset: Literal["reentry", "never"] = "reentry"  # on re-entry the peak resets to the NAV then
+
+
+class VarLimitSettings(_Section):
+    enabled: bool = False
+    limit: float = Field(0.02, gt=0)  # 1-day VaR as a fraction of NAV
+    confidence: float = Field(0.99, gt=0.5, lt=1)
+    cut: float = Field(0.20, gt=0, le=1)  # exposure reduction per step
+    max_steps: int = Field(20, ge=1)
+
+
+class VolTargetSettings(_Section):
+    enabled: bool = False
+    target: float = Field(0.10, gt=0)  # annualized
+    max_leverage: float = Field(1.0, gt=0, le=1)  # never above fully invested
+
+
+class OverlaySettings(_Section):
+    order: tuple[OverlayName, ...] = (
+        "max_weight",
+        "group_caps",
+        "drawdown_stop",
+        "var_limit",
+        "vol_target",
+        "turnover_cap",
+        "entry_exit",
+        "no_trade_band",
+        "min_trade",
+    )
+    max_weight: float | None = Field(None, gt=0, le=1)
+    group_caps: dict[str, float] = Field(default_factory=dict)
+    drawdown_stop: DrawdownStopSettings = DrawdownStopSettings()
+    var_limit: VarLimitSettings = VarLimitSettings()
+    vol_target: VolTargetSettings = VolTargetSettings()
+    turnover_cap: float | None = Field(None, gt=0, le=2)
+    no_trade_band: float = Field(0.0, ge=0, lt=1)  # skip trades smaller than this in weight
+    entry_threshold: float = Field(0.0, ge=0, lt=1)  # enter a position only above this weight
+    exit_threshold: float = Field(0.0, ge=0, lt=1)  # exit a position below this weight
+    min_trade: float = Field(0.0, ge=0)  # minimum trade notional, in currency
+
+
+class ExecutionSettings(_Section):
+    price: Literal["close"] = "close"
+    lag_sessions: int = Field(1, ge=0, le=5)  # decide at close t, trade at close t+lag
+    cost_bps: float = Field(10.0, ge=0, le=1000)
+    fixed_cost: float = Field(0.0, ge=0)  # per trade, in currency
+    initial_capital: float = Field(1_000_000.0, gt=0)
+
+
+class BacktestSettings(_Section):
+    baselines: tuple[Literal["equal_weight", "buy_and_hold", "static_mvo", "sixty_forty"], ...] = (
+        "equal_weight",
+        "buy_and_hold",
+        "static_mvo",
+        "sixty_forty",
+    )
+    risk_free: Literal["zero", "tbill"] | float = "zero"
+    rolling_window: int = Field(126, ge=20)
+    named_windows: dict[str, tuple[dt.date, dt.date]] = Field(default_factory=dict)
+    n_trials: int = Field(1, ge=1)  # strategies tried, for the deflated Sharpe ratio
+    kfolds: int = Field(5, ge=2)
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+class PathSettings(_Section):
+    data_dir: Path = Field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "rebalance-agent" / "data")
+    state_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "rebalance-agent"
+    )
+    models_dir: Path | None = None  # root of exported models; default: the repository's exported_models/
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"  # auto: console on a TTY, JSON otherwise
+    file: Path | None = None  # JSON lines; default: <state_dir>/logs/agent.jsonl for run/backtest
+
+
+# The file layer (profile + user TOML, already merged) for the settings source below.
+_FILE_LAYER: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_FILE_LAYER", default={})
+
+
+class _FileLayerSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_LAYER.get())
+
+
+class Settings(BaseSettings):
+    """Everything a run needs. Frozen: a decision can never change its own configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_", env_nested_delimiter="__", extra="forbid", frozen=True, case_sensitive=False
+    )
+
+    profile: str = "default"
+    description: str = ""
+    universe: UniverseSettings = UniverseSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    data: DataSettings = DataSettings()
+    risk: RiskSettings = RiskSettings()
+    allocation: AllocationSettings = AllocationSettings()
+    forecast: ForecastSettings = ForecastSettings()
+    overlays: OverlaySettings = OverlaySettings()
+    execution: ExecutionSettings = ExecutionSettings()
+    backtest: BacktestSettings = BacktestSettings()
+    paths: PathSettings = PathSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init kwargs are the CLI flags: highest precedence; then env; then profile+file; then defaults.
+        return (init_settings, env_settings, _FileLayerSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        tickers = set(self.universe.tickers)
+        for group, members in self.universe.groups.items():
+            unknown = sorted(set(members) - tickers)
+            if unknown:
+                raise ValueError(f"universe.groups.{group} names tickers not in the universe: {', '.join(unknown)}")
+        for caps, where in ((self.allocation.group_caps, "allocation"), (self.overlays.group_caps, "overlays")):
+            missing = sorted(set(caps) - set(self.universe.groups))
+            if missing:
+                raise ValueError(f"{where}.group_caps names undefined groups: {', '.join(missing)}")
+        if self.universe.bond and self.universe.bond not in tickers:
+            raise ValueError(f"universe.bond {self.universe.bond!r} is not in universe.tickers")
+        return self
+
+    # ----- derived values -----
+    @property
+    def horizon(self) -> int:
+        return self.risk.horizon or self.schedule.holding_sessions
+
+    @property
+    def models_root(self) -> Path:
+        return self.paths.models_dir or Path(os.environ.get("AGENT_MODELS_DIR") or repo_root() / "exported_models")
+
+    @property
+    def profile_models_dir(self) -> Path:
+        return self.forecast.models_dir or self.models_root / self.profile
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets replaced by '**********'."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********' in json mode
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def profile_path(name: str) -> Path:
+    return PROFILES_DIR / f"{name}.toml"
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} is a directory, not a TOML file: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{what} {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _check_env_namespace() -> None:
+    """Top-level AGENT_* typos (AGENT_PROFLE=...) would otherwise be ignored silently."""
+    fields = {name.upper() for name in Settings.model_fields}
+    for key in os.environ:
+        if not key.upper().startswith("AGENT_") or key.upper() in _NON_SETTING_ENV:
+            continue
+        head = key[len("AGENT_") :].split("__", 1)[0].upper()
+        if head not in fields:
+            raise ConfigError(f"unknown environment variable {key}: AGENT_<section>__<key> expected")
+
+
+def _format_validation_error(e: ValidationError, source: str) -> str:
+    first = e.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or "settings"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling; see `agent config show` for the valid keys)"
+    elif "input" in first and first["type"] not in ("missing",):
+        inp = first["input"]
+        if not isinstance(inp, dict | list):
+            msg = f"{msg} (got {inp!r})"
+    more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+    return f"invalid setting {loc}: {msg}{more} [{source}]"
+
+
+def load_settings(
+    config: Path | str | None = None,
+    *,
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the effective settings. Raises ConfigError/UsageError with one line, never a traceback."""
+    _check_env_namespace()
+    config = config or os.environ.get("AGENT_CONFIG") or None
+    user: dict[str, Any] = _read_toml(Path(config), "config file") if config else {}
+    name = profile or os.environ.get("AGENT_PROFILE") or user.get("profile") or "default"
+    if not isinstance(name, str):
+        raise ConfigError(f"invalid setting profile: expected a name, got {name!r}")
+    ppath = profile_path(name)
+    if not ppath.exists():
+        raise UsageError(f"unknown profile {name!r}", hint=f"available: {', '.join(available_profiles())}")
+    layer = _deep_merge(_read_toml(ppath, "profile"), user)
+    layer["profile"] = name
+    cli: dict[str, Any] = {}
+    if os.environ.get("AGENT_DATA_DIR"):
+        layer = _deep_merge(layer, {"paths": {"data_dir": os.environ["AGENT_DATA_DIR"]}})
+    if os.environ.get("AGENT_STATE_DIR"):
+        layer = _deep_merge(layer, {"paths": {"state_dir": os.environ["AGENT_STATE_DIR"]}})
+    if os.environ.get("AGENT_LOG_LEVEL"):
+        layer = _deep_merge(layer, {"logging": {"level": os.environ["AGENT_LOG_LEVEL"].upper()}})
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = cli
+        parts = dotted.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    token = _FILE_LAYER.set(layer)
+    try:
+        return Settings(**cli)
+    except ValidationError as e:
+        source = f"config {config}" if config else f"profile {name}"
+        raise ConfigError(_format_validation_error(e, source)) from None
+    finally:
+        _FILE_LAYER.reset(token)
