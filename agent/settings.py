@@ -80,6 +80,11 @@ class UniverseSettings(_Section):
     bond: str | None = None  # the bond leg of the 60/40 baseline, when the universe has one
     groups: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # group name -> members (for group caps)
 
+    @field_validator("benchmark", "bond")
+    @classmethod
+    def _empty_is_none(cls, v: str | None) -> str | None:
+        return v or None  # TOML has no null: "" means none
+
     @field_validator("tickers")
     @classmethod
     def _tickers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
@@ -151,8 +156,10 @@ class DataSettings(_Section):
 
 class RiskSettings(_Section):
     method: Literal["garch", "ewma", "sample"] = "garch"
-    garch_p: int = Field(1, ge=1, le=5)  # GARCH (lagged variance) order
-    garch_q: int = Field(2, ge=1, le=5)  # ARCH (lagged shock) order; study 004's GARCH(1,2)
+    # arch's convention: p = ARCH (lagged squared shock) order, q = GARCH (lagged variance) order. Study 004's
+    # GARCH(1,2) is σ²_t = ω + α1·ε²_{t-1} + β1·σ²_{t-1} + β2·σ²_{t-2}: one shock lag, two variance lags.
+    garch_p: int = Field(1, ge=1, le=5)
+    garch_q: int = Field(2, ge=1, le=5)
     distribution: Literal["normal", "t"] = "normal"
     fit_window: int = Field(1000, ge=100)  # sessions of returns used to estimate GARCH parameters
     refit_every: int = Field(21, ge=1)  # sessions between GARCH re-estimations (filtered forward in between)
