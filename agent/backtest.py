@@ -1,0 +1,396 @@
+"""Replay a profile over history through the live decision path, with baselines, metrics and a report.
+
+The replay walks the profile's schedule and calls `runner.run_slot` (the daemon's own step) at each scheduled
+close; the ledger executes at the next close with costs, lets weights drift and marks NAV daily. Baselines run
+on the same dates, universe and costs with the vectorized simulator that shares the ledger's fill rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agent.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from agent.data.store import PriceStore
+    from agent.settings import Settings
+
+__all__ = ["BacktestResult", "load_prices_for", "parse_window", "run_backtest"]
+
+
+@dataclass
+class BacktestResult:
+    out_dir: Path
+    start: dt.date
+    end: dt.date
+    n_decisions: int
+    metrics: dict[str, dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+
+def parse_window(replay: str | None, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
+    """`--replay 2020-2024` = first session of 2020 .. last of 2024; `--replay 2022` one year; or --start/--end."""
+    if replay:
+        m = re.fullmatch(r"\s*(\d{4})\s*(?:[-:]|\.\.)?\s*(\d{4})?\s*", replay)
+        if not m:
+            raise UsageError(f"--replay expects YEAR or YEAR-YEAR (e.g. 2020-2024), got {replay!r}")
+        y0, y1 = int(m.group(1)), int(m.group(2) or m.group(1))
+        if y1 < y0:
+            raise UsageError(f"--replay {replay}: the end year is before the start year")
+        s, e = dt.date(y0, 1, 1), dt.date(y1, 12, 31)
+        if start or end:
+            raise UsageError("use either --replay or --start/--end, not both")
+        return s, e
+    if not start:
+        raise UsageError("give a window: --replay 2020-2024, or --start YYYY-MM-DD [--end YYYY-MM-DD]")
+    try:
+        s = dt.date.fromisoformat(start)
+        e = dt.date.fromisoformat(end) if end else dt.date.today()
+    except ValueError as ex:
+        raise UsageError(f"bad date: {ex}") from None
+    if e < s:
+        raise UsageError(f"--end {e} is before --start {s}")
+    return s, e
+
+
+def load_prices_for(settings: Settings, prices_file: str | Path | None) -> PriceStore:
+    """The price store a replay reads: a file (in memory, validated), the demo set, or the local store."""
+    from agent.data.sources import DemoSource, FileSource, resolve_prices_file
+    from agent.data.store import PriceStore
+    from agent.data.validate import validate_prices
+
+    d = settings.data
+    if prices_file is not None or d.source == "file":
+        path = resolve_prices_file(prices_file or d.prices_file)
+        src: Any = FileSource(path)
+        label = f"file:{path.name}"
+    elif d.source == "demo":
+        src = DemoSource(d.demo_set)
+        label = f"demo:{d.demo_set}"
+    else:
+        store = PriceStore(settings.paths.data_dir)
+        if not store.tickers:
+            from agent.errors import OfflineError
+
+            raise OfflineError(
+                f"the price store at {settings.paths.data_dir} is empty and a backtest does not download",
+                hint="run `agent data fetch`, or use `--prices FILE`, or `--profile demo` for the bundled offline prices",
+            )
+        return store
+    frame = src.fetch(None, None, None)
+    clean, _report = validate_prices(
+        frame,
+        max_ffill=d.max_ffill,
+        max_jump=d.max_jump,
+        stale_sessions=d.stale_sessions,
+        policy=d.on_invalid,
+    )
+    return PriceStore.from_frame(clean, source=label)
+
+
+def _check_universe(frame: pd.DataFrame, settings: Settings, where: str) -> None:
+    missing = [t for t in settings.universe.tickers if t not in frame.columns]
+    if missing:
+        raise DataError(
+            f"tickers missing from {where}: {', '.join(missing)}",
+            hint=f"it has {', '.join(map(str, frame.columns[:20]))}{' ...' if len(frame.columns) > 20 else ''}",
+        )
+
+
+def run_backtest(
+    settings: Settings,
+    store: PriceStore,
+    start: dt.date,
+    end: dt.date,
+    out_dir: Path,
+    *,
+    progress: bool = False,
+    write_report: bool = True,
+    source_label: str = "",
+) -> BacktestResult:
+    import pandas as pd
+
+    from agent.data.calendar import schedule
+    from agent.decisionlog import DecisionLog
+    from agent.engine import EngineContext
+    from agent.runner import open_ledger, run_slot
+
+    t_all = time.perf_counter()
+    tickers = settings.universe.tickers
+    frame = store.load()
+    _check_universe(frame, settings, source_label or "the price data")
+    first, last = frame.index[0].date(), frame.index[-1].date()
+    if start > last or end < first:
+        raise DataError(f"window {start}..{end} is outside the data ({first}..{last})")
+    start, end = max(start, first), min(end, last)
+    window = frame.loc[pd.Timestamp(start) : pd.Timestamp(end), list(tickers)]
+    if window.empty:
+        raise DataError(f"no sessions in {start}..{end}")
+    complete = window.notna().all(axis=1)
+    if not complete.any():
+        raise DataError(f"no session in {start}..{end} has prices for every ticker")
+    first_full = window.index[complete.to_numpy().argmax()]
+    sessions = window.loc[first_full:].index
+    start = sessions[0].date()
+    dates = schedule(settings.schedule.frequency, start, end, every_n=settings.schedule.every_n)
+    dates = [d for d in pd.DatetimeIndex(dates) if d in sessions]
+    if not dates:
+        raise DataError(f"the {settings.schedule.frequency} schedule has no decision date in {start}..{end}")
+
+    ctx = EngineContext.create(settings, store)
+    hist = frame.loc[: pd.Timestamp(start), list(tickers)].dropna(how="any")
+    if len(hist) < ctx.lookback:
+        raise DataError(
+            f"window too short for the lookback: decisions from {start} need {ctx.lookback} sessions of prices "
+            f"for every ticker before them, the data has {len(hist)} (from {first})",
+            hint="start the replay later or lower risk.fit_window / risk.min_observations",
+        )
+    if ctx.forecaster is not None and hasattr(ctx.forecaster, "check_coverage"):
+        ctx.forecaster.check_coverage(dates[0].date())
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "decisions.jsonl"):
+        (out_dir / stale).unlink(missing_ok=True)
+    ledger = open_ledger(out_dir / "ledger.sqlite", settings, durable=False)
+    log = DecisionLog(out_dir / "decisions.jsonl")
+    stage_ms: dict[str, float] = {}
+    weights_rows = []
+    t_replay = time.perf_counter()
+    bar = _progress(dates, progress, settings.profile)
+    for ts in bar:
+        asof = ts.date()
+        res = run_slot(ledger, ctx, asof, mark_from=start, keep_timings=False)
+        dec = res.decision
+        assert dec is not None
+        for k, v in (dec.record.get("timings_ms") or {}).items():
+            stage_ms[k] = stage_ms.get(k, 0.0) + v
+        weights_rows.append({"date": asof.isoformat(), **dec.targets_dict()})
+    with ledger.transaction():
+        ledger.advance(frame.loc[pd.Timestamp(start) : pd.Timestamp(end), list(tickers)], upto=end)
+    t_log = time.perf_counter()
+    log.sync_from_ledger(ledger)
+    stage_ms["decision_log"] = (time.perf_counter() - t_log) * 1e3
+    replay_s = time.perf_counter() - t_replay
+
+    # ---- outputs ----
+    navs = _navs(settings, frame, ledger, sessions, dates)
+    from agent import metrics as M
+
+    rf = _risk_free(settings, navs.index)
+    strat_runs = ledger.runs()
+    fills = ledger.fills_frame()
+    capital = settings.execution.initial_capital
+    turnover_s, costs_s = _strategy_turnover_costs(fills, ledger, capital)
+    extras: dict[str, dict[str, float]] = {
+        "strategy": {
+            "turnover": turnover_s,
+            "costs": costs_s,
+            "n_rebalances": float(sum(1 for r in strat_runs if r.get("status") == "rebalance")),
+        }
+    }
+    extras.update(navs.attrs.get("extras", {}))
+    metrics = {}
+    for col in navs.columns:
+        ex = extras.get(col, {})
+        metrics[col] = M.portfolio_metrics(
+            navs[col],
+            rf_daily=rf,
+            turnover=float(ex.get("turnover", 0.0)),
+            n_rebalances=int(ex.get("n_rebalances", 0)),
+            costs=float(ex.get("costs", 0.0)),
+        )
+    weights_df = pd.DataFrame(weights_rows).set_index("date")
+    _write_csv(navs, out_dir / "nav.csv")
+    _write_csv(weights_df, out_dir / "weights.csv")
+    trades = fills.copy()
+    _write_csv(trades, out_dir / "trades.csv", index=False)
+    (out_dir / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
+    detail = {
+        "per_year": {c: M.per_period_metrics(navs[c]) for c in navs.columns},
+        "kfold": {c: M.kfold_metrics(navs[c], k=settings.backtest.kfolds) for c in navs.columns},
+        "named_windows": {
+            name: {c: M.window_metrics(navs[c], a, b) for c in navs.columns}
+            for name, (a, b) in settings.backtest.named_windows.items()
+        },
+        "alpha_vs_equal_weight": (
+            M.alpha(navs["strategy"], navs["equal_weight"]) if "equal_weight" in navs.columns else None
+        ),
+        "deflated_sharpe": M.deflated_sharpe_ratio(
+            navs["strategy"].pct_change().dropna().to_numpy(),
+            n_trials=settings.backtest.n_trials,
+            sr_variance=None,
+        )
+        if settings.backtest.n_trials > 1
+        else None,
+    }
+    (out_dir / "metrics_detail.json").write_text(
+        json.dumps(_jsonable(detail), indent=2, sort_keys=True) + "\n"
+    )
+    files = ["weights.csv", "nav.csv", "trades.csv", "metrics.json", "metrics_detail.json", "decisions.jsonl"]
+    if write_report:
+        from agent import report as R
+
+        asset_ret = frame.loc[pd.Timestamp(start) : pd.Timestamp(end), list(tickers)].pct_change().iloc[1:]
+        points = {}
+        for c in navs.columns:
+            r = navs[c].pct_change().dropna()
+            points[c] = (float(r.std() * np.sqrt(252)), float(r.mean() * 252))
+        meta = {
+            "profile": settings.profile,
+            "description": settings.description,
+            "window": f"{start} .. {end}",
+            "decisions": len(dates),
+            "frequency": settings.schedule.frequency,
+            "costs": f"{settings.execution.cost_bps:g} bps per side, execution at the close {settings.execution.lag_sessions} session(s) after the decision",
+            "data": source_label,
+            "tickers": ", ".join(tickers),
+        }
+        rpath = R.write_report(
+            out_dir,
+            navs=navs,
+            weights=weights_df,
+            trades=trades,
+            metrics=metrics,
+            per_year=detail["per_year"],
+            rebalance_dates=[r["asof"] for r in strat_runs if r.get("status") == "rebalance"],
+            asset_returns=asset_ret,
+            portfolio_points=points,
+            meta=meta,
+        )
+        files.append(Path(rpath).name)
+    total_s = time.perf_counter() - t_all
+    timings = {
+        "replay_s": replay_s,
+        "total_s": total_s,
+        **{f"{k}_ms": v for k, v in sorted(stage_ms.items())},
+    }
+    (out_dir / "timings.json").write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
+    ledger.close()
+    return BacktestResult(out_dir, start, end, len(dates), metrics, timings, files)
+
+
+def _progress(items: list[Any], enabled: bool, label: str) -> Any:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=f"replay {label}", unit="decision", leave=False)
+
+
+def _write_csv(df: pd.DataFrame, path: Path, index: bool = True) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    df.to_csv(tmp, index=index, float_format="%.10g", lineterminator="\n")
+    tmp.replace(path)
+
+
+def _jsonable(o: Any) -> Any:
+    from agent.decision import canonical_json
+
+    return json.loads(canonical_json(o))
+
+
+def _risk_free(settings: Settings, index: pd.DatetimeIndex) -> Any:
+    import pandas as pd
+
+    rf = settings.backtest.risk_free
+    if isinstance(rf, float | int) and not isinstance(rf, bool):
+        return float(rf) / 252.0
+    if rf == "tbill":
+        from agent.data.sources import resolve_prices_file
+
+        try:
+            path = resolve_prices_file("tbill_3m_daily.csv")
+        except DataError:
+            return 0.0
+        tb = pd.read_csv(path, index_col="date", parse_dates=True)["dtb3_pct"]
+        return (tb.reindex(index.union(tb.index)).ffill().reindex(index) / 100.0 / 252.0).fillna(0.0)
+    return 0.0
+
+
+def _strategy_turnover_costs(fills: pd.DataFrame, ledger: Any, capital: float) -> tuple[float, float]:
+    if fills is None or len(fills) == 0:
+        return 0.0, 0.0
+    navf = ledger.nav_frame()
+    costs = float(fills["cost"].sum())
+    turnover = 0.0
+    for d, g in fills.groupby("exec_date"):
+        pre = float(navf.loc[str(d), "nav"]) + float(g["cost"].sum()) if str(d) in navf.index else capital
+        turnover += float(g["notional"].abs().sum()) / pre
+    return turnover, costs / capital
+
+
+def _navs(
+    settings: Settings, frame: pd.DataFrame, ledger: Any, sessions: pd.DatetimeIndex, dates: list[Any]
+) -> pd.DataFrame:
+    """Strategy NAV from the ledger plus every baseline on the same sessions, all starting at 1.0."""
+    import pandas as pd
+
+    from agent.allocate import rules
+    from agent.costs import CostModel
+    from agent.simulate import simulate_targets
+
+    tickers = list(settings.universe.tickers)
+    capital = settings.execution.initial_capital
+    navf = ledger.nav_frame()
+    navf.index = pd.DatetimeIndex(pd.to_datetime(navf.index))
+    strat = navf["nav"].reindex(sessions).ffill().fillna(capital) / capital
+    out = {"strategy": strat.to_numpy()}
+    px = frame.loc[sessions, tickers].to_numpy(dtype=float)
+    dec_idx = [int(sessions.get_loc(d)) for d in dates]
+    cm = CostModel(settings.execution.cost_bps, settings.execution.fixed_cost)
+    lag = settings.execution.lag_sessions
+    n = len(tickers)
+    extras: dict[str, dict[str, float]] = {}
+
+    def add(name: str, idx: list[int], targets: np.ndarray) -> None:
+        r = simulate_targets(px, idx, targets, lag=lag, cost_model=cm, capital=1.0)
+        out[name] = r.nav
+        extras[name] = {"turnover": r.turnover, "costs": r.costs, "n_rebalances": float(r.n_rebalances)}
+
+    for b in settings.backtest.baselines:
+        if b == "equal_weight":
+            add(b, dec_idx, np.tile(rules.equal_weight(n), (len(dec_idx), 1)))
+        elif b == "buy_and_hold":
+            add(b, dec_idx[:1], rules.equal_weight(n)[None, :])
+        elif b == "static_mvo":
+            pre = frame.loc[: sessions[0], tickers].dropna(how="any").pct_change().iloc[1:]
+            pre = pre.iloc[:-1].tail(settings.allocation.mvo_window)  # strictly before the window
+            w, _reason = rules.static_mvo(
+                pre.to_numpy(dtype=float),
+                risk_free=settings.allocation.risk_free_rate,
+                min_weight=0.0,
+                max_weight=1.0,
+            )
+            add(b, dec_idx[:1], np.asarray(w, dtype=float)[None, :])
+        elif b == "sixty_forty":
+            bond, stock = settings.universe.bond, settings.universe.benchmark
+            if bond and stock and stock in tickers and bond in tickers:
+                w = np.zeros(n)
+                w[tickers.index(stock)], w[tickers.index(bond)] = 0.6, 0.4
+                add(b, dec_idx, np.tile(w, (len(dec_idx), 1)))
+    bench = settings.universe.benchmark
+    if bench and bench in frame.columns:
+        b = frame.loc[sessions, bench].ffill()
+        if b.notna().iloc[0]:
+            out["benchmark"] = (b / b.iloc[0]).to_numpy()
+            extras["benchmark"] = {"turnover": 0.0, "costs": 0.0, "n_rebalances": 0.0}
+    navs = pd.DataFrame(out, index=sessions)
+    navs.index.name = "date"
+    navs.attrs["extras"] = extras
+    return navs
+
+
+def copy_tree(src: Path, dst: Path) -> None:  # pragma: no cover - used by docs tooling
+    shutil.copytree(src, dst, dirs_exist_ok=True)

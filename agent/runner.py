@@ -1,0 +1,102 @@
+"""One scheduled run, the unit both drivers repeat: advance the paper book, decide, commit, then log.
+
+`run_slot` is the single path shared by `agent backtest` and `agent run`: prices up to asof → the ledger
+executes due orders and marks NAV → `decide()` → the decision, its pending orders and the new stop state
+commit in ONE SQLite transaction keyed by (profile, slot) → the hash-chained log record is appended after the
+commit (and re-derived from the ledger if the process died in between). A rerun of a committed slot changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agent.engine import EngineContext, decide, decision_without_timings
+
+if TYPE_CHECKING:
+    from agent.decision import Decision
+    from agent.decisionlog import DecisionLog
+    from agent.ledger import Ledger
+    from agent.settings import Settings
+
+__all__ = ["SlotResult", "open_ledger", "run_slot"]
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    slot: str
+    asof: dt.date
+    skipped: bool  # the slot was already committed: nothing done
+    decision: Decision | None
+    exec_date: dt.date | None
+
+
+def open_ledger(path: Any, settings: Settings, *, durable: bool) -> Ledger:
+    from agent.costs import CostModel
+    from agent.ledger import Ledger
+
+    return Ledger(
+        path,
+        profile=settings.profile,
+        tickers=settings.universe.tickers,
+        initial_capital=settings.execution.initial_capital,
+        cost_model=CostModel(settings.execution.cost_bps, settings.execution.fixed_cost),
+        durable=durable,
+    )
+
+
+def run_slot(
+    ledger: Ledger,
+    ctx: EngineContext,
+    asof: dt.date,
+    *,
+    log: DecisionLog | None = None,
+    slot: str | None = None,
+    mark_from: dt.date | None = None,
+    keep_timings: bool = True,
+    crash_hook: Any = None,
+) -> SlotResult:
+    """Run the slot for `asof` exactly once. `crash_hook(point)` lets crash tests kill the process mid-run."""
+    from agent.data.calendar import next_session
+
+    settings = ctx.settings
+    slot = slot or asof.isoformat()
+    if ledger.has_run(slot):
+        if log is not None:
+            log.sync_from_ledger(ledger)
+        return SlotResult(slot=slot, asof=asof, skipped=True, decision=None, exec_date=None)
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    prices = ctx.store.snapshot(asof, tickers=list(settings.universe.tickers))
+    if mark_from is not None:
+        import pandas as pd
+
+        prices = prices.loc[pd.Timestamp(mark_from) :]
+    _hook(crash_hook, "before_commit")
+    with ledger.transaction():
+        ledger.advance(prices, upto=asof)
+        state = ledger.portfolio_state(asof)
+        decision = decide(asof, state, settings, ctx)
+        exec_date = (
+            next_session(asof, settings.execution.lag_sessions) if decision.status == "rebalance" else None
+        )
+        if not keep_timings:
+            decision = _strip_timings(decision)
+        ledger.record_decision(slot, decision, exec_date, started_at=started)
+        _hook(crash_hook, "inside_commit")
+    _hook(crash_hook, "after_commit")
+    if log is not None:
+        log.sync_from_ledger(ledger)
+    return SlotResult(slot=slot, asof=asof, skipped=False, decision=decision, exec_date=exec_date)
+
+
+def _strip_timings(decision: Decision) -> Decision:
+    import dataclasses
+
+    return dataclasses.replace(decision, record=decision_without_timings(decision.record))
+
+
+def _hook(hook: Any, point: str) -> None:
+    if hook is not None:
+        hook(point)
