@@ -164,7 +164,7 @@ def run_backtest(
     for stale in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "decisions.jsonl"):
         (out_dir / stale).unlink(missing_ok=True)
     ledger = open_ledger(out_dir / "ledger.sqlite", settings, durable=False)
-    log = DecisionLog(out_dir / "decisions.jsonl")
+    log = DecisionLog(out_dir / "decisions.jsonl", durable=False)
     stage_ms: dict[str, float] = {}
     weights_rows = []
     t_replay = time.perf_counter()
@@ -361,19 +361,19 @@ def _navs(
 
     for b in settings.backtest.baselines:
         if b == "equal_weight":
-            add(b, dec_idx, np.tile(rules.equal_weight(n), (len(dec_idx), 1)))
+            add(b, dec_idx, np.tile(rules.equal_weight(n).weights, (len(dec_idx), 1)))
         elif b == "buy_and_hold":
-            add(b, dec_idx[:1], rules.equal_weight(n)[None, :])
+            add(b, dec_idx[:1], np.asarray(rules.equal_weight(n).weights)[None, :])
         elif b == "static_mvo":
             pre = frame.loc[: sessions[0], tickers].dropna(how="any").pct_change().iloc[1:]
             pre = pre.iloc[:-1].tail(settings.allocation.mvo_window)  # strictly before the window
-            w, _reason = rules.static_mvo(
+            rr = rules.static_mvo(
                 pre.to_numpy(dtype=float),
                 risk_free=settings.allocation.risk_free_rate,
                 min_weight=0.0,
                 max_weight=1.0,
             )
-            add(b, dec_idx[:1], np.asarray(w, dtype=float)[None, :])
+            add(b, dec_idx[:1], np.asarray(rr.weights, dtype=float)[None, :])
         elif b == "sixty_forty":
             bond, stock = settings.universe.bond, settings.universe.benchmark
             if bond and stock and stock in tickers and bond in tickers:

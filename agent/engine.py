@@ -34,7 +34,7 @@ def required_history(settings: Settings, model_lookback: int = 0) -> int:
     r = settings.risk
     need = max(r.corr_window, r.sample_window, r.min_observations, 60) + 1
     if r.method == "garch":
-        need = max(need, r.fit_window + 1)
+        need = max(need, r.fit_window + r.refit_every + 2)  # a refit block's fit window stays complete
     if settings.allocation.expected_returns == "historical" or settings.allocation.method == "static_mvo":
         need = max(need, settings.allocation.mvo_window + 1)
     return need + model_lookback + 5
@@ -77,7 +77,12 @@ class EngineContext:
         optimizer = None
         if settings.allocation.method in _OPTIMIZED:
             optimizer = Optimizer.from_settings(
-                settings.allocation, tickers, groups, cost_bps=settings.execution.cost_bps
+                settings.allocation,
+                tickers,
+                groups,
+                cost_bps=settings.execution.cost_bps,
+                horizon=settings.horizon,
+                mode=settings.allocation.compile,
             )
         cov = CovarianceEstimator(settings.risk, tickers, settings.horizon)
         return cls(
@@ -273,28 +278,34 @@ def decide(asof: dt.date, state: PortfolioState, settings: Settings, ctx: Engine
                     "solver": settings.allocation.solver,
                 }
             )
-        elif method == "equal_weight":
-            proposed = rules.equal_weight(n)
-            opt_rec.update({"method_used": "equal_weight", "status": "rule", "reason_code": "ok"})
-        elif method == "proportional":
-            proposed, reason = rules.proportional_to_forecast(
-                mu, cov, settings.allocation.target_volatility, max_weight=settings.allocation.max_weight
+        elif method in ("equal_weight", "proportional", "model_weights"):
+            if method == "equal_weight":
+                rr = rules.equal_weight(n)
+            elif method == "proportional":
+                rr = rules.proportional_to_forecast(
+                    mu, cov, settings.allocation.target_volatility, max_weight=settings.allocation.max_weight
+                )
+            else:
+                rr = rules.model_weights(np.asarray(fc.weights, dtype=float))
+            proposed = np.asarray(rr.weights, dtype=float)
+            opt_rec.update(
+                {"method_used": rr.rule, "status": "rule", "reason_code": rr.reason, "details": rr.details}
             )
-            opt_rec.update({"method_used": "proportional", "status": "rule", "reason_code": reason})
-        elif method == "model_weights":
-            proposed, reason = rules.model_weights(np.asarray(fc.weights, dtype=float))
-            opt_rec.update({"method_used": "model_weights", "status": "rule", "reason_code": reason})
         else:  # static_mvo: fit once on the window before the first decision, then held
             if ctx.static_weights_ is None:
                 window = returns.tail(settings.allocation.mvo_window).to_numpy(dtype=float)
-                w, reason = rules.static_mvo(
+                rr = rules.static_mvo(
                     window,
                     risk_free=settings.allocation.risk_free_rate,
                     min_weight=settings.allocation.min_weight,
                     max_weight=settings.allocation.max_weight,
                 )
-                ctx.static_weights_ = np.asarray(w, dtype=float)
-                ctx.static_fit_ = {"fit_on": asof.isoformat(), "window": len(window), "reason_code": reason}
+                ctx.static_weights_ = np.asarray(rr.weights, dtype=float)
+                ctx.static_fit_ = {
+                    "fit_on": asof.isoformat(),
+                    "window": len(window),
+                    "reason_code": rr.reason,
+                }
             proposed = ctx.static_weights_.copy()
             opt_rec.update(
                 {

@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import ConfigError, UsageError
@@ -105,7 +113,9 @@ class ScheduleSettings(_Section):
     time: str = "16:30"  # local exchange time after the close
     timezone: str = "America/New_York"
     calendar: str = "XNYS"
-    catch_up: Literal["latest", "skip"] = "latest"  # a missed slot on restart: run the latest once, or skip it
+    catch_up: Literal["latest", "skip"] = (
+        "latest"  # a missed slot on restart: run the latest once, or skip it
+    )
     misfire_grace_seconds: int = Field(6 * 3600, ge=1)
 
     @field_validator("time")
@@ -193,6 +203,9 @@ class AllocationSettings(_Section):
     turnover_cap: float | None = Field(None, gt=0)
     costs_in_objective: bool = True
     solver: str = "CLARABEL"
+    # auto: compile once with cvxpy Parameters (DPP) below ~80 assets, rebuild above (measured faster there);
+    # "rebuild" every solve is the naive reference configuration of the benchmarks.
+    compile: Literal["auto", "dpp", "rebuild"] = "auto"
     fallbacks: tuple[Literal["min_variance", "equal_weight", "previous", "cash"], ...] = (
         "min_variance",
         "previous",
@@ -287,7 +300,9 @@ def _xdg(var: str, fallback: str) -> Path:
 
 
 class PathSettings(_Section):
-    data_dir: Path = Field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "rebalance-agent" / "data")
+    data_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "rebalance-agent" / "data"
+    )
     state_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "rebalance-agent"
     )
@@ -301,7 +316,9 @@ class LoggingSettings(_Section):
 
 
 # The file layer (profile + user TOML, already merged) for the settings source below.
-_FILE_LAYER: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_FILE_LAYER", default={})
+_FILE_LAYER: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "_FILE_LAYER", default=None
+)
 
 
 class _FileLayerSource(PydanticBaseSettingsSource):
@@ -309,7 +326,7 @@ class _FileLayerSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_FILE_LAYER.get())
+        return dict(_FILE_LAYER.get() or {})
 
 
 class Settings(BaseSettings):
@@ -351,8 +368,13 @@ class Settings(BaseSettings):
         for group, members in self.universe.groups.items():
             unknown = sorted(set(members) - tickers)
             if unknown:
-                raise ValueError(f"universe.groups.{group} names tickers not in the universe: {', '.join(unknown)}")
-        for caps, where in ((self.allocation.group_caps, "allocation"), (self.overlays.group_caps, "overlays")):
+                raise ValueError(
+                    f"universe.groups.{group} names tickers not in the universe: {', '.join(unknown)}"
+                )
+        for caps, where in (
+            (self.allocation.group_caps, "allocation"),
+            (self.overlays.group_caps, "overlays"),
+        ):
             missing = sorted(set(caps) - set(self.universe.groups))
             if missing:
                 raise ValueError(f"{where}.group_caps names undefined groups: {', '.join(missing)}")
@@ -367,7 +389,9 @@ class Settings(BaseSettings):
 
     @property
     def models_root(self) -> Path:
-        return self.paths.models_dir or Path(os.environ.get("AGENT_MODELS_DIR") or repo_root() / "exported_models")
+        return self.paths.models_dir or Path(
+            os.environ.get("AGENT_MODELS_DIR") or repo_root() / "exported_models"
+        )
 
     @property
     def profile_models_dir(self) -> Path:

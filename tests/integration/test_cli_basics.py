@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 
-def _agent(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _agent(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_") or k.startswith("AGENT_SHARED")}
     e.update(env or {})
     return subprocess.run(
@@ -24,8 +26,10 @@ def test_help_is_fast_and_lists_commands(tmp_path: Path) -> None:
     assert r.returncode == 0
     assert "config" in r.stdout and "exit codes" in r.stdout
     # heavy libraries stay unimported on --help (the real guarantee behind "instant")
-    code = "import sys; from agent.cli import build_parser; build_parser(); " \
+    code = (
+        "import sys; from agent.cli import build_parser; build_parser(); "
         "print([m for m in ('pandas','cvxpy','arch','yfinance','onnxruntime','torch','matplotlib') if m in sys.modules])"
+    )
     r2 = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r2.stdout.strip() == "[]", r2.stdout + r2.stderr
     assert time.perf_counter() - t0 < 60

@@ -27,13 +27,18 @@ def test_defaults_come_from_the_default_profile(isolated_env: Path) -> None:
 
 
 def test_precedence_profile_file_env_cli(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = _write(isolated_env, 'profile = "demo"\n[risk]\ncorr_window = 90\newma_lambda = 0.9\n[execution]\ncost_bps = 7\n')
+    cfg = _write(
+        isolated_env,
+        'profile = "demo"\n[risk]\ncorr_window = 90\newma_lambda = 0.9\n[execution]\ncost_bps = 7\n',
+    )
     s = load_settings(cfg)
     assert s.profile == "demo" and s.universe.benchmark == "SP500"  # profile layer
     assert s.risk.corr_window == 90 and s.execution.cost_bps == 7  # file beats profile
     monkeypatch.setenv("AGENT_RISK__CORR_WINDOW", "120")
     s = load_settings(cfg)
-    assert s.risk.corr_window == 120 and s.risk.ewma_lambda == 0.9  # env beats file, nested merge keeps the rest
+    assert (
+        s.risk.corr_window == 120 and s.risk.ewma_lambda == 0.9
+    )  # env beats file, nested merge keeps the rest
     s = load_settings(cfg, overrides={"risk.corr_window": 30})
     assert s.risk.corr_window == 30  # CLI beats env
 
@@ -117,6 +122,9 @@ def test_group_caps_need_defined_groups(isolated_env: Path) -> None:
     with pytest.raises(ConfigError, match="undefined groups: tech"):
         load_settings(_write(isolated_env, "[allocation]\ngroup_caps = { tech = 0.3 }\n"))
     s = load_settings(
-        _write(isolated_env, "[universe]\ngroups = { tech = ['XLK'] }\n[allocation]\ngroup_caps = { tech = 0.3 }\n")
+        _write(
+            isolated_env,
+            "[universe]\ngroups = { tech = ['XLK'] }\n[allocation]\ngroup_caps = { tech = 0.3 }\n",
+        )
     )
     assert s.allocation.group_caps == {"tech": 0.3}

@@ -1,0 +1,636 @@
+"""Daily covariance Σ for the optimizer: GARCH vols × rolling correlation (study 004), EWMA (study 003), sample.
+
+Everything here returns a finite, symmetric, positive semi-definite matrix. What could not be estimated as
+asked is replaced by something simpler and recorded in `CovEstimate.fallbacks` (per ticker: from, to, reason);
+a matrix that needed an eigenvalue repair has `repaired=True`.
+
+Missing values (NaN, e.g. before a listing): a series' NaN returns are skipped by the GARCH fit and filter;
+for the cross-sectional estimators they are set to zero after demeaning and each asset is normalized by its own
+weight (count) of finite observations, Σ_ij = G_ij / sqrt(W_i W_j), which keeps Σ = D G D positive
+semi-definite (pairwise-complete estimates are not) at the price of shrinking correlations of sparse pairs
+toward zero.
+
+Hot paths are numpy only; `arch` (1-3 s to import) is imported lazily by `agent.risk.garch.fit_garch`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agent.errors import DataError
+from agent.risk.garch import (
+    GarchParams,
+    Mean,
+    filter_batch,
+    filter_state,
+    fit_garch,
+    forecast_batch,
+    stack_params,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from agent.settings import RiskSettings
+
+__all__ = [
+    "CovEstimate",
+    "CovarianceEstimator",
+    "assemble_covariance",
+    "cov_to_corr",
+    "ewma_covariance",
+    "ewma_variance",
+    "make_psd",
+    "refit_epoch",
+    "rolling_correlation",
+    "sample_covariance",
+]
+
+# Refit grid origin: a Monday. Refits happen in the first session of every block of `refit_every` weekdays
+# counted from here, so the schedule depends on the calendar only, not on when a run or backtest started.
+_EPOCH0 = np.datetime64("1970-01-05", "D")
+_EWMA_TAIL = 1e-12  # EWMA weights below this fraction of the newest weight are dropped (speed)
+_CHOLESKY_FIRST = 200  # above this N, make_psd tries a Cholesky check before an eigendecomposition
+_PLAUSIBLE = 1e3  # GARCH holding-period variance must be within [1/x, x] × the fit window's sample variance
+
+
+_BLAS: Any = None  # threadpoolctl controller, created on first use (False when unavailable)
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Run BLAS/LAPACK single-threaded for the small matrices here.
+
+    Why: on a busy machine a multi-threaded eigh of a 30×30 matrix waits for a descheduled helper thread
+    (measured 0.06 ms single-threaded vs 15 ms with two threads under load), and single-threaded results do
+    not depend on the core count (byte-identical Σ across machines). No-op without threadpoolctl.
+    """
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController()
+        except Exception:  # optional dependency
+            _BLAS = False
+    if _BLAS is False:
+        yield
+        return
+    with _BLAS.limit(limits=1, user_api="blas"):
+        yield
+
+
+# ----------------------------------------------------------------------------------------------------------
+# cross-sectional estimators (pure functions on T×N arrays, rows oldest first)
+# ----------------------------------------------------------------------------------------------------------
+def _as_2d(returns: Any, window: int | None = None) -> np.ndarray:
+    """T×N float array of the last `window` rows with ±inf as NaN (sliced first: cheap on long frames)."""
+    x = np.asarray(returns, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"returns must be T×N, got shape {x.shape}")
+    if window is not None:
+        x = x[-window:]
+    fin = np.isfinite(x)
+    return x if fin.all() else np.where(fin, x, np.nan)
+
+
+def _normalized_gram(x: np.ndarray, w: np.ndarray, ddof: float = 0.0) -> np.ndarray:
+    """Σ_ij = Σ_t w_t x_ti x_tj / sqrt((W_i - ddof)(W_j - ddof)) with NaN as missing (zero-filled)."""
+    fin = np.isfinite(x)
+    z = np.where(fin, x, 0.0)
+    g = (z * w[:, None]).T @ z
+    g = 0.5 * (g + g.T)  # BLAS does not promise an exactly symmetric product
+    wi = (fin * w[:, None]).sum(axis=0) - ddof
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(wi > 0, 1.0 / np.sqrt(np.where(wi > 0, wi, 1.0)), np.nan)
+    return g * d[:, None] * d[None, :]
+
+
+def _demean(x: np.ndarray) -> np.ndarray:
+    """Subtract each column's mean over its finite values; constant columns become exactly zero."""
+    fin = np.isfinite(x)
+    n = fin.sum(axis=0)
+    mean = np.where(fin, x, 0.0).sum(axis=0) / np.maximum(n, 1)
+    out = x - mean
+    with np.errstate(invalid="ignore"):
+        const = (n > 0) & (
+            np.nanmax(np.where(fin, x, -np.inf), axis=0) == np.nanmin(np.where(fin, x, np.inf), axis=0)
+        )
+    out[:, const] = np.where(fin[:, const], 0.0, np.nan)
+    return out
+
+
+def _column_var(x: np.ndarray) -> np.ndarray:
+    """Per-column sample variance over finite values (NaN with fewer than two)."""
+    z = _demean(x)
+    n = np.isfinite(z).sum(axis=0)
+    ss = np.where(np.isfinite(z), z, 0.0) ** 2
+    return np.where(n > 1, ss.sum(axis=0) / np.maximum(n - 1, 1), np.nan)
+
+
+def _ewma_tail(lam: float) -> int:
+    return math.ceil(math.log(_EWMA_TAIL) / math.log(lam)) + 1
+
+
+def ewma_covariance(returns: Any, lam: float = 0.94, window: int | None = None) -> np.ndarray:
+    """RiskMetrics EWMA covariance (zero mean): Σ = Σ_k λ^k r_{T-k} r_{T-k}ᵀ / Σ_k λ^k over the last rows.
+
+    Same as the recursion S_t = λ S_{t-1} + (1 - λ) r_t r_tᵀ from S_0 = 0, divided by (1 - λ^T) so that a short
+    sample is not biased toward zero. `window` keeps only the last rows (the estimator drops rows whose weight
+    is below 1e-12 of the newest). Vectorized: one T×N by N×T product.
+    """
+    x = _as_2d(returns, window)
+    w = lam ** np.arange(x.shape[0] - 1, -1, -1, dtype=float)
+    return _normalized_gram(x, w)
+
+
+def ewma_variance(returns: Any, lam: float = 0.94, window: int | None = None) -> np.ndarray:
+    """The diagonal of `ewma_covariance` in O(T·N): per-asset EWMA variances for GARCH fallbacks."""
+    x = _as_2d(returns, window)
+    w = lam ** np.arange(x.shape[0] - 1, -1, -1, dtype=float)
+    fin = np.isfinite(x)
+    num = (np.where(fin, x, 0.0) ** 2 * w[:, None]).sum(axis=0)
+    den = (fin * w[:, None]).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def sample_covariance(returns: Any, window: int | None = None) -> np.ndarray:
+    """Sample covariance (demeaned, ddof=1) over the last `window` rows; equals np.cov when there is no NaN."""
+    x = _as_2d(returns, window)
+    return _normalized_gram(_demean(x), np.ones(x.shape[0]), ddof=1.0)
+
+
+def cov_to_corr(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(vols, corr) from a covariance; assets with zero/NaN variance get identity rows in corr."""
+    d = np.diag(cov).copy()
+    ok = np.isfinite(d) & (d > 0)
+    vols = np.where(ok, np.sqrt(np.where(ok, d, 1.0)), np.nan)
+    inv = np.where(ok, 1.0 / np.where(ok, vols, 1.0), 0.0)
+    corr = cov * inv[:, None] * inv[None, :]
+    corr = np.where(np.isfinite(corr), corr, 0.0)
+    corr = np.clip(0.5 * (corr + corr.T), -1.0, 1.0)
+    np.fill_diagonal(corr, 1.0)
+    return vols, corr
+
+
+def rolling_correlation(returns: Any, window: int = 60) -> np.ndarray:
+    """Pearson correlation over the last `window` rows (study 004 §3.6.1): the window ending at the last row.
+
+    A series that is constant or has fewer than two finite values in the window gets zero correlations.
+    """
+    x = _as_2d(returns, window)
+    _, corr = cov_to_corr(_normalized_gram(_demean(x), np.ones(x.shape[0])))
+    return corr
+
+
+def make_psd(cov: np.ndarray, floor: float = 1e-10) -> tuple[np.ndarray, bool, float]:
+    """Symmetrize and floor the eigenvalues at `floor`: returns (cov, repaired, min eigenvalue before).
+
+    For N > 200 a successful Cholesky factorization of cov - floor·I proves no repair is needed and the
+    minimum eigenvalue is returned as NaN (not computed).
+
+    A repair keeps the diagonal (the variances) by rescaling after the eigenvalue clip, so vols stay what the
+    variance model said; correlations absorb the change. Raises ValueError on non-finite input (callers
+    sanitize first: a NaN here is a bug, not a market event).
+    """
+    c = np.asarray(cov, dtype=float)
+    if not np.all(np.isfinite(c)):
+        raise ValueError("covariance has non-finite entries")
+    c = 0.5 * (c + c.T)
+    if c.shape[0] == 0:
+        return c, False, math.nan
+    if c.shape[0] > _CHOLESKY_FIRST:
+        try:  # O(N³/3) proof that every eigenvalue is >= floor; the eigendecomposition costs ~10x more
+            np.linalg.cholesky(c - floor * np.eye(c.shape[0]))
+            return c, False, math.nan
+        except np.linalg.LinAlgError:
+            pass
+    evals, evecs = np.linalg.eigh(c)
+    min_eig = float(evals[0])
+    if min_eig >= floor:
+        return c, False, min_eig
+    fixed = (evecs * np.maximum(evals, floor)) @ evecs.T
+    d_old = np.diag(c)
+    d_new = np.diag(fixed)
+    scale = np.where((d_old > 0) & (d_new > 0), np.sqrt(np.abs(d_old) / np.where(d_new > 0, d_new, 1.0)), 1.0)
+    fixed = fixed * scale[:, None] * scale[None, :]
+    return 0.5 * (fixed + fixed.T), True, min_eig
+
+
+def assemble_covariance(
+    vols: np.ndarray, corr: np.ndarray, shrinkage: float = 0.0, floor: float = 1e-10
+) -> tuple[np.ndarray, bool, float]:
+    """Σ = D R D (study 004 eq. 4) with R shrunk toward I by `shrinkage`, then `make_psd`.
+
+    Why shrink: a correlation from a 60-session window is singular once N ≥ 60; (1 - s) R + s I is positive
+    definite for any s > 0 and keeps unit diagonal.
+    """
+    r = np.asarray(corr, dtype=float)
+    if shrinkage > 0:
+        r = (1.0 - shrinkage) * r + shrinkage * np.eye(r.shape[0])
+    v = np.asarray(vols, dtype=float)
+    return make_psd(r * v[:, None] * v[None, :], floor)
+
+
+def refit_epoch(dates: Any, refit_every: int) -> np.ndarray:
+    """Refit block of each date: weekdays since 1970-01-05 // refit_every (a pure function of the date)."""
+    d = np.asarray(dates, dtype="datetime64[D]")
+    return np.floor_divide(np.busday_count(_EPOCH0, d), refit_every)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the estimate and the stateful estimator
+# ----------------------------------------------------------------------------------------------------------
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=float, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True)
+class CovEstimate:
+    """Σ for one decision: daily covariance averaged over `horizon` sessions, and how it was obtained.
+
+    `method` is what was actually used: 'garch', 'garch+ewma' (some assets fell back), 'ewma' or 'sample'.
+    `fallbacks`: [{"ticker", "from", "to", "reason"}]. `params`: ticker -> GARCH parameters (plain dict) for
+    the assets whose variance came from GARCH. `min_eig`: smallest eigenvalue before any repair.
+    """
+
+    cov: np.ndarray
+    vols: np.ndarray
+    corr: np.ndarray
+    method: str
+    fallbacks: list[dict[str, str]]
+    repaired: bool
+    params: dict[str, dict[str, Any]]
+    horizon: int
+    tickers: tuple[str, ...] = ()
+    asof: dt.date | None = None
+    min_eig: float = math.nan
+    refit: bool = False  # GARCH parameters were re-estimated in this call
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_record(self, max_names: int = 100) -> dict[str, Any]:
+        """Plain data for the decision log; the full matrix per ticker pair for universes up to `max_names`."""
+        rec: dict[str, Any] = {
+            "method": self.method,
+            "horizon": self.horizon,
+            "asof": self.asof.isoformat() if self.asof else None,
+            "fallbacks": [dict(f) for f in self.fallbacks],
+            "repaired": self.repaired,
+            "min_eig": self.min_eig,
+            "refit": self.refit,
+            "vols": {t: float(v) for t, v in zip(self.tickers, self.vols, strict=True)},
+            "params": self.params,
+        }
+        if len(self.tickers) <= max_names:
+            rec["cov"] = {
+                a: {b: float(self.cov[i, j]) for j, b in enumerate(self.tickers)}
+                for i, a in enumerate(self.tickers)
+            }
+        return rec
+
+
+@dataclass
+class _GarchCache:
+    """What one estimator remembers between calls: the parameters of the current refit block and the state."""
+
+    epoch: int
+    fit_start: np.datetime64
+    fit_end: np.datetime64
+    params: dict[int, GarchParams]  # column -> params, for assets on GARCH
+    failed: dict[int, str]  # column -> reason, for assets on EWMA
+    state_date: np.datetime64  # last row filtered
+    e: np.ndarray  # M×N ε² history (columns of failed assets unused)
+    s: np.ndarray  # M×N σ² history
+    window: np.ndarray  # returns from fit_start to state_date (to detect revised data)
+    window_dates: np.ndarray  # their dates
+    ref_var: np.ndarray  # sample variance of each asset over the fit window (plausibility check)
+
+
+class CovarianceEstimator:
+    """Stateful Σ estimator that one run or backtest keeps across decisions.
+
+    GARCH parameters are re-estimated in the first session of each block of `refit_every` weekdays (see
+    `refit_epoch`) on the last `fit_window` returns up to that session, warm-started from the previous block's
+    parameters; in between, variances are filtered forward with fixed parameters over the new rows only.
+    Because the block boundaries are calendar dates, the schedule is the same whatever date a backtest or
+    daemon starts from. A call whose `asof` is before the cached state, or whose data does not extend the
+    cached window (revised prices, a shorter frame), is computed from scratch without a warm start and leaves
+    the cache alone (audit replay of an old date). Rows after `asof` are ignored.
+    """
+
+    def __init__(
+        self,
+        settings: RiskSettings,
+        tickers: Sequence[str],
+        horizon: int,
+        *,
+        mean: Mean = "constant",
+    ) -> None:
+        if horizon < 1:
+            raise ValueError("horizon must be >= 1")
+        self.settings = settings
+        self.tickers = tuple(tickers)
+        self.horizon = int(horizon)
+        self.mean = mean
+        self._cache: _GarchCache | None = None
+        self.n_refits = 0  # for diagnostics and tests
+
+    # ----- public -----
+    def estimate(self, returns: pd.DataFrame, asof: Any) -> CovEstimate:
+        """Σ at `asof` from returns with dates ≤ asof (later rows, if any, are ignored)."""
+        with _one_blas_thread():
+            return self._estimate(returns, asof)
+
+    def _estimate(self, returns: pd.DataFrame, asof: Any) -> CovEstimate:
+        import time
+
+        import pandas as pd
+
+        t0 = time.perf_counter()
+        ts = pd.Timestamp(asof)
+        missing = [t for t in self.tickers if t not in returns.columns]
+        if missing:
+            raise DataError(f"returns have no column for {', '.join(missing)}")
+        frame = returns
+        if not frame.index.is_monotonic_increasing:
+            frame = frame.sort_index()
+        end = int(frame.index.searchsorted(ts, side="right"))
+        if end == 0:
+            raise DataError(f"no returns on or before {ts.date()}")
+        if list(frame.columns) != list(self.tickers):
+            frame = frame.loc[:, list(self.tickers)]
+        x = _as_2d(frame.iloc[:end].to_numpy(dtype=float, na_value=np.nan))
+        dates = frame.index[:end].to_numpy().astype("datetime64[D]")
+        last = dates[-1]
+        method = self.settings.method
+        fallbacks: list[dict[str, str]] = []
+        params: dict[str, dict[str, Any]] = {}
+        refit = False
+        if method == "garch":
+            var, corr, fallbacks, params, refit = self._garch(x, dates)
+            n_fb = sum(1 for f in fallbacks if f["from"] == "garch")
+            used = "garch" if n_fb == 0 else ("ewma" if n_fb == len(self.tickers) else "garch+ewma")
+        else:
+            if method == "ewma":
+                lam = self.settings.ewma_lambda
+                cov = ewma_covariance(x, lam, window=_ewma_tail(lam))
+            else:
+                cov = sample_covariance(x, window=self.settings.sample_window)
+            var = np.diag(cov).copy()
+            _, corr = cov_to_corr(cov)
+            used = method
+        var = self._sanitize(var, x, fallbacks, method)
+        cov, repaired, min_eig = assemble_covariance(
+            np.sqrt(var), corr, self.settings.shrinkage, self.settings.eigen_floor
+        )
+        vols, corr_out = cov_to_corr(cov)
+        return CovEstimate(
+            cov=_readonly(cov),
+            vols=_readonly(vols),
+            corr=_readonly(corr_out),
+            method=used,
+            fallbacks=fallbacks,
+            repaired=repaired,
+            params=params,
+            horizon=self.horizon,
+            tickers=self.tickers,
+            asof=pd.Timestamp(last).date(),
+            min_eig=min_eig,
+            refit=refit,
+            timings={"total_ms": (time.perf_counter() - t0) * 1e3},
+        )
+
+    # ----- internals -----
+    def _sanitize(
+        self, var: np.ndarray, x: np.ndarray, fallbacks: list[dict[str, str]], method: str
+    ) -> np.ndarray:
+        """Last line of defence: a variance that is not finite and positive becomes the universe median."""
+        var = np.asarray(var, dtype=float).copy()
+        bad = ~(np.isfinite(var) & (var > 0))
+        if not bad.any():
+            return var
+        good = var[~bad]
+        if good.size == 0:
+            raise DataError("no asset has enough finite returns to estimate a variance")
+        med = float(np.median(good))
+        for i in np.flatnonzero(bad):
+            n = int(np.isfinite(x[:, i]).sum())
+            what = (
+                "no finite returns" if n == 0 else ("zero variance" if var[i] == 0 else "non-finite variance")
+            )
+            frm = next((f["to"] for f in fallbacks if f["ticker"] == self.tickers[i]), method)
+            fallbacks.append(
+                {"ticker": self.tickers[i], "from": frm, "to": "median", "reason": f"{what} ({n} returns)"}
+            )
+            var[i] = med
+        return var
+
+    def _garch(
+        self, x: np.ndarray, dates: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]], dict[str, dict[str, Any]], bool]:
+        st = self.settings
+        n_rows = x.shape[0]
+        epochs_last = int(refit_epoch(dates[-1:], st.refit_every)[0])
+        # first row of the current refit block: the fit ends there
+        anchor = np.busday_offset(_EPOCH0, epochs_last * st.refit_every, roll="forward")
+        if dates[0] > anchor:
+            # the frame starts after the block's first session (refit_every longer than the history given):
+            # fit on the latest data; later calls in the same block reuse it
+            fit_end = n_rows - 1
+        else:
+            fit_end = min(int(np.searchsorted(dates, anchor, side="left")), n_rows - 1)
+        fit_start = max(0, fit_end + 1 - st.fit_window)
+        cache = self._cache
+        if cache is not None and cache.state_date > dates[-1]:
+            # going back in time (audit replay of an old date): from scratch, cold, and keep the live cache
+            return self._finish(self._fit(x, dates, fit_start, fit_end, epochs_last, warm=None), x, True)
+        if cache is not None and cache.epoch == epochs_last:
+            k = int(np.searchsorted(dates, cache.state_date, side="left"))
+            # the frame may start after the cached fit window (a lookback snapshot): compare the overlap
+            lo = max(dates[0], cache.fit_start)
+            i0 = int(np.searchsorted(dates, lo, side="left"))
+            c0 = int(np.searchsorted(cache.window_dates, lo, side="left"))
+            if (
+                k < n_rows
+                and dates[k] == cache.state_date
+                and np.array_equal(cache.window_dates[c0:], dates[i0 : k + 1])
+                and np.array_equal(cache.window[c0:], x[i0 : k + 1], equal_nan=True)
+            ):
+                self._advance(cache, x[k + 1 :], dates[k + 1 :])
+                return self._finish(cache, x, False)
+        # first call, a new refit block, or data that does not extend the cached window: re-estimate
+        warm = cache.params if cache is not None else None
+        self._cache = self._fit(x, dates, fit_start, fit_end, epochs_last, warm=warm)
+        return self._finish(self._cache, x, True)
+
+    def _fit(
+        self,
+        x: np.ndarray,
+        dates: np.ndarray,
+        fit_start: int,
+        fit_end: int,
+        epoch: int,
+        warm: dict[int, GarchParams] | None,
+    ) -> _GarchCache:
+        """Estimate every asset on rows fit_start..fit_end, then filter each to the last row."""
+        st = self.settings
+        # Settings use arch's naming (garch_p = shock lags, garch_q = variance lags); this package's p is the
+        # number of variance lags and q the number of shock lags (see agent/risk/garch.py).
+        p, q = st.garch_q, st.garch_p
+        n = x.shape[1]
+        m = max(p, q, 1)
+        params: dict[int, GarchParams] = {}
+        failed: dict[int, str] = {}
+        e = np.zeros((m, n))
+        s = np.zeros((m, n))
+        fit_date = dates[fit_end].astype(object)
+        self.n_refits += 1
+        for i in range(n):
+            r = x[fit_start : fit_end + 1, i]
+            rf = r[np.isfinite(r)]
+            if rf.shape[0] < st.min_observations:
+                failed[i] = f"too few observations: {rf.shape[0]} < min_observations {st.min_observations}"
+                continue
+            try:
+                prm = fit_garch(
+                    rf, p, q, st.distribution, (warm or {}).get(i), mean=self.mean, fitted_on=fit_date
+                )
+                if not prm.converged and warm and i in warm:  # a bad warm start must not cost the asset
+                    prm = fit_garch(rf, p, q, st.distribution, None, mean=self.mean, fitted_on=fit_date)
+            except Exception as exc:  # arch raises assorted errors on degenerate data: fall back, record
+                failed[i] = f"GARCH fit failed: {type(exc).__name__}: {exc}"[:300]
+                continue
+            if not prm.converged:
+                failed[i] = f"GARCH fit did not converge: {prm.message}"[:300]
+                continue
+            params[i] = prm
+        # filter from the start of the fit window to the last row; the pre-sample state is arch's backcast
+        cols = np.array(sorted(params), dtype=int)
+        if cols.size:
+            xs = x[fit_start:, cols]
+            dense = np.all(np.isfinite(xs), axis=0)
+            omega, a, b, mu = stack_params([params[i] for i in cols], m)
+            bc = np.array([params[i].backcast for i in cols], dtype=float)
+            if dense.any():
+                dc = cols[dense]
+                init = np.broadcast_to(bc[dense], (m, int(dense.sum()))).copy()
+                _, e1, s1 = filter_batch(
+                    (xs[:, dense] - mu[dense]) ** 2, omega[dense], a[dense], b[dense], init, init
+                )
+                e[:, dc] = e1
+                s[:, dc] = s1
+            for j in np.flatnonzero(~dense):
+                i = int(cols[j])
+                _, state = filter_state(xs[:, j], params[i], backcast=params[i].backcast)
+                e[:, i] = _pad(state.eps2, m)
+                s[:, i] = _pad(state.sigma2, m)
+        return _GarchCache(
+            epoch=epoch,
+            fit_start=dates[fit_start],
+            fit_end=dates[fit_end],
+            params=params,
+            failed=failed,
+            state_date=dates[-1],
+            e=e,
+            s=s,
+            window=x[fit_start:].copy(),
+            window_dates=dates[fit_start:].copy(),
+            ref_var=_column_var(x[fit_start : fit_end + 1]),
+        )
+
+    def _advance(self, cache: _GarchCache, new: np.ndarray, new_dates: np.ndarray) -> None:
+        """Filter the new rows forward with fixed parameters: batched over assets without gaps."""
+        if new.shape[0] == 0:
+            return
+        cols = np.array(sorted(cache.params), dtype=int)
+        if cols.size:
+            m = cache.e.shape[0]
+            sub = new[:, cols]
+            dense = np.all(np.isfinite(sub), axis=0)
+            omega, a, b, mu = stack_params([cache.params[i] for i in cols], m)
+            if dense.any():
+                dc = cols[dense]
+                eps2 = (sub[:, dense] - mu[dense]) ** 2
+                _, e1, s1 = filter_batch(
+                    eps2, omega[dense], a[dense], b[dense], cache.e[:, dc], cache.s[:, dc]
+                )
+                cache.e[:, dc] = e1
+                cache.s[:, dc] = s1
+            for j in np.flatnonzero(~dense):  # rows with gaps: skip NaN returns for that asset
+                i = int(cols[j])
+                r = sub[:, j]
+                rf = r[np.isfinite(r)]
+                if rf.size == 0:
+                    continue
+                eps2 = ((rf - mu[j]) ** 2)[:, None]
+                _, e1, s1 = filter_batch(
+                    eps2,
+                    omega[j : j + 1],
+                    a[j : j + 1],
+                    b[j : j + 1],
+                    cache.e[:, i : i + 1],
+                    cache.s[:, i : i + 1],
+                )
+                cache.e[:, i] = e1[:, 0]
+                cache.s[:, i] = s1[:, 0]
+        cache.window = np.concatenate([cache.window, new], axis=0)
+        cache.window_dates = np.concatenate([cache.window_dates, new_dates])
+        cache.state_date = new_dates[-1]
+
+    def _finish(
+        self, cache: _GarchCache, x: np.ndarray, refit: bool
+    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]], dict[str, dict[str, Any]], bool]:
+        """Holding-period variance per asset (GARCH, else EWMA), the rolling correlation, and the records."""
+        st = self.settings
+        n = x.shape[1]
+        var = np.full(n, np.nan)
+        reasons: dict[int, str] = dict(cache.failed)
+        cols = np.array(sorted(cache.params), dtype=int)
+        if cols.size:
+            omega, a, b, _ = stack_params([cache.params[i] for i in cols], cache.e.shape[0])
+            fc = forecast_batch(omega, a, b, cache.e[:, cols], cache.s[:, cols], self.horizon)
+            avg = fc.mean(axis=0)
+            ref = cache.ref_var[cols]
+            for j, i in enumerate(cols):
+                v = float(avg[j])
+                if not (math.isfinite(v) and v > 0):
+                    reasons[int(i)] = f"GARCH forecast not finite/positive ({v!r})"
+                elif (
+                    math.isfinite(ref[j]) and ref[j] > 0 and not (1 / _PLAUSIBLE <= v / ref[j] <= _PLAUSIBLE)
+                ):
+                    reasons[int(i)] = f"GARCH variance {v:.3g} implausible vs sample variance {ref[j]:.3g}"
+                else:
+                    var[i] = v
+        fallbacks: list[dict[str, str]] = []
+        if reasons:
+            lam = st.ewma_lambda
+            ew = ewma_variance(x, lam, window=_ewma_tail(lam))
+            for i in sorted(reasons):
+                var[i] = ew[i]
+                fallbacks.append(
+                    {"ticker": self.tickers[i], "from": "garch", "to": "ewma", "reason": reasons[i]}
+                )
+        params = {
+            self.tickers[i]: cache.params[i].to_dict() for i in sorted(cache.params) if i not in reasons
+        }
+        corr = rolling_correlation(x, st.corr_window)
+        return var, corr, fallbacks, params, refit
+
+
+def _pad(h: np.ndarray, m: int) -> np.ndarray:
+    h = np.asarray(h, dtype=float)
+    if h.shape[0] >= m:
+        return h[-m:]
+    return np.concatenate([np.full(m - h.shape[0], h[0]), h])

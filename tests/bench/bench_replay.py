@@ -1,0 +1,151 @@
+"""Replay benchmarks (issue 5, item 7). Run on demand:  python tests/bench/bench_replay.py [--only NAME]
+
+Targets on this 2-core machine:
+  default weekly 2020–2024 replay ≤ 3 s (replay itself; the CLI's total wall is reported too)
+  djia-lstm-garch rebalancing DAILY over 2020–2024 (~1,258 decisions) ≤ 20 s
+  ~500 S&P 500 names weekly 2020–2024 ≤ 5 min, peak RSS ≤ 2 GB
+  the same replay naive (GARCH refit + optimizer rebuilt at every decision) on a sub-window: speed-up ratio
+Prints a per-stage breakdown (data, inference, covariance, optimization, overlays, ledger/log) for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("AGENT_SHARED_DATA") or REPO.parent / "shared" / "data")
+
+
+def _replay(profile: str, prices: object, start: str, end: str, **over: object) -> dict:
+    from agent.backtest import run_backtest
+    from agent.data.store import PriceStore
+    from agent.settings import load_settings
+
+    s = load_settings(profile=profile, overrides=over)
+    store = PriceStore.from_frame(prices, source="bench")
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        res = run_backtest(
+            s, store, dt.date.fromisoformat(start), dt.date.fromisoformat(end), Path(d), write_report=False
+        )
+        wall = time.perf_counter() - t0
+    t = res.timings
+    return {
+        "decisions": res.n_decisions,
+        "replay_s": t["replay_s"],
+        "wall_s": wall,
+        "stages_ms": {k: round(v, 1) for k, v in t.items() if k.endswith("_ms")},
+    }
+
+
+def _load(name: str):
+    import pandas as pd
+
+    return pd.read_csv(DATA / name, index_col="date", parse_dates=True).astype("float64")
+
+
+def bench_default() -> dict:
+    r = _replay("default", _load("sector_etfs_daily.csv"), "2020-01-01", "2024-12-31")
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "backtest",
+                "--replay",
+                "2020-2024",
+                "--prices",
+                str(DATA / "sector_etfs_daily.csv"),
+                "--out",
+                d,
+                "-q",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        r["cli_total_s"] = time.perf_counter() - t0
+    return r
+
+
+def bench_djia_daily() -> dict:
+    return _replay(
+        "djia-lstm-garch",
+        _load("djia_daily.csv"),
+        "2020-01-01",
+        "2024-12-31",
+        **{"schedule.frequency": "daily"},
+    )
+
+
+def _sp500():
+    import pandas as pd
+
+    px = pd.read_csv(DATA / "sp500_universe_daily.csv.gz", index_col="date", parse_dates=True).astype(
+        "float64"
+    )
+    ok = px.loc[:"2016-01-04"].notna().all() & px.loc["2016-01-04":].notna().all()
+    return px.loc[:, ok]
+
+
+def _sp500_over(px, naive: bool = False) -> dict:
+    cols = list(px.columns)
+    over = {
+        "universe.tickers": cols,
+        "universe.benchmark": "",
+        "forecast.model": "none",
+        "allocation.expected_returns": "historical",
+        "allocation.mvo_window": 252,
+        "allocation.max_weight": 0.05,
+        "risk.method": "garch",
+        "risk.refit_every": 63,
+        "risk.shrinkage": 0.1,
+        "backtest.baselines": ["equal_weight"],
+    }
+    if naive:
+        over.update({"risk.refit_every": 1, "allocation.compile": "rebuild"})
+    return over
+
+
+def bench_sp500() -> dict:
+    px = _sp500()
+    r = _replay("default", px, "2020-01-01", "2024-12-06", **_sp500_over(px))
+    r["n_assets"] = px.shape[1]
+    r["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return r
+
+
+def bench_naive_ratio() -> dict:
+    px = _sp500()
+    fast = _replay("default", px, "2020-01-01", "2020-03-31", **_sp500_over(px))
+    naive = _replay("default", px, "2020-01-01", "2020-03-31", **_sp500_over(px, naive=True))
+    return {"fast": fast, "naive": naive, "speedup": naive["replay_s"] / fast["replay_s"]}
+
+
+BENCHES = {
+    "default": bench_default,
+    "djia_daily": bench_djia_daily,
+    "sp500": bench_sp500,
+    "naive": bench_naive_ratio,
+}
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=sorted(BENCHES), action="append")
+    a = ap.parse_args()
+    for name in a.only or list(BENCHES):
+        t0 = time.perf_counter()
+        out = BENCHES[name]()
+        print(f"== {name} ({time.perf_counter() - t0:.1f} s)")
+        print(json.dumps(out, indent=2))
+        sys.stdout.flush()
