@@ -65,39 +65,53 @@ def parse_window(replay: str | None, start: str | None, end: str | None) -> tupl
     return s, e
 
 
-def load_prices_for(settings: Settings, prices_file: str | Path | None) -> PriceStore:
-    """The price store a replay reads: a file (in memory, validated), the demo set, or the local store."""
-    from agent.data.sources import DemoSource, FileSource, resolve_prices_file
+def load_prices_for(settings: Settings, prices_file: str | Path | None) -> tuple[PriceStore, str]:
+    """The price store a replay reads, and a label for reports.
+
+    `--prices FILE`: the file alone, validated, in memory (the user's store is not touched). Otherwise the local
+    store under `paths.data_dir`, first brought up to date from the profile's source the way the daemon does
+    it: incrementally from the file or the bundled demo set (offline), or from yfinance when tickers are
+    missing (offline with an empty store: one line naming the offline options, exit 3).
+    """
+    from agent.data.sources import FileSource, resolve_prices_file, source_from_settings
     from agent.data.store import PriceStore
-    from agent.data.validate import validate_prices
+    from agent.errors import OfflineError
 
     d = settings.data
-    if prices_file is not None or d.source == "file":
-        path = resolve_prices_file(prices_file or d.prices_file)
-        src: Any = FileSource(path)
-        label = f"file:{path.name}"
-    elif d.source == "demo":
-        src = DemoSource(d.demo_set)
-        label = f"demo:{d.demo_set}"
-    else:
-        store = PriceStore(settings.paths.data_dir)
-        if not store.tickers:
-            from agent.errors import OfflineError
-
-            raise OfflineError(
-                f"the price store at {settings.paths.data_dir} is empty and a backtest does not download",
-                hint="run `agent data fetch`, or use `--prices FILE`, or `--profile demo` for the bundled offline prices",
-            )
-        return store
-    frame = src.fetch(None, None, None)
-    clean, _report = validate_prices(
-        frame,
-        max_ffill=d.max_ffill,
-        max_jump=d.max_jump,
-        stale_sessions=d.stale_sessions,
-        policy=d.on_invalid,
-    )
-    return PriceStore.from_frame(clean, source=label)
+    if prices_file is not None:
+        path = resolve_prices_file(prices_file)
+        frame = FileSource(path).fetch(None, None, None)
+        store = PriceStore.from_frame(
+            frame,
+            source=f"file:{path}",
+            policy=d.on_invalid,
+            max_ffill=d.max_ffill,
+            max_jump=d.max_jump,
+            stale_sessions=d.stale_sessions,
+        )
+        return store, path.name
+    wanted = list(dict.fromkeys([*settings.universe.tickers, settings.universe.benchmark or ""]))
+    wanted = [t for t in wanted if t]
+    store = PriceStore(settings.paths.data_dir)
+    source = source_from_settings(d)
+    have = set(store.tickers)
+    if d.source == "yfinance" and set(wanted) <= have:
+        return store, f"store {settings.paths.data_dir}"
+    try:
+        store.update(
+            source,
+            wanted,
+            start=d.start,
+            policy=d.on_invalid,
+            max_ffill=d.max_ffill,
+            max_jump=d.max_jump,
+            stale_sessions=d.stale_sessions,
+        )
+    except OfflineError:
+        if not set(settings.universe.tickers) <= have:
+            raise
+    label = {"file": f"{d.prices_file}", "demo": f"demo set {d.demo_set} (skfolio)"}.get(d.source, "yfinance")
+    return store, f"{label} via store {settings.paths.data_dir}"
 
 
 def _check_universe(frame: pd.DataFrame, settings: Settings, where: str) -> None:
@@ -124,7 +138,7 @@ def run_backtest(
 
     from agent.data.calendar import schedule
     from agent.decisionlog import DecisionLog
-    from agent.engine import EngineContext
+    from agent.engine import EngineContext, check_models
     from agent.runner import open_ledger, run_slot
 
     t_all = time.perf_counter()
@@ -157,8 +171,7 @@ def run_backtest(
             f"for every ticker before them, the data has {len(hist)} (from {first})",
             hint="start the replay later or lower risk.fit_window / risk.min_observations",
         )
-    if ctx.forecaster is not None and hasattr(ctx.forecaster, "check_coverage"):
-        ctx.forecaster.check_coverage(dates[0].date())
+    check_models(ctx, dates[0].date())
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "decisions.jsonl"):

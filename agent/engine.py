@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from agent.data.store import PriceStore
     from agent.settings import Settings
 
-__all__ = ["EngineContext", "decide", "required_history"]
+__all__ = ["EngineContext", "check_models", "decide", "decision_without_timings", "required_history"]
 
 _OPTIMIZED = {"max_sharpe", "min_variance", "mean_variance", "target_volatility"}
 _FULL_COV_MAX_N = 100  # DESIGN.md invariant 8: the full Σ goes into the record up to 100 names
@@ -73,7 +73,17 @@ class EngineContext:
             from agent.forecast import OnnxForecaster
 
             forecaster = OnnxForecaster(settings.profile_models_dir, tickers)
-            model_lookback = int(getattr(forecaster, "max_history", 0) or 0)
+            models = forecaster.registry.models
+            if not models:
+                why = "; ".join(f"{p.name}: {r}" for p, r in forecaster.registry.rejected[:2])
+                raise ModelError(
+                    f"no usable model in {settings.profile_models_dir}" + (f" ({why})" if why else ""),
+                    hint="rebuild with `python -m training build --profile NAME`, or set forecast.model = 'none'",
+                )
+            # daily price rows one input window depends on (weekly features need ~5 sessions per row)
+            model_lookback = max(
+                m.spec.rows_needed * (6 if m.spec.frequency == "weekly" else 1) + 10 for m in models
+            )
         optimizer = None
         if settings.allocation.method in _OPTIMIZED:
             optimizer = Optimizer.from_settings(
@@ -114,6 +124,15 @@ class _Stage:
 
     def __exit__(self, *exc: object) -> None:
         self.timer.ms[self.name] = self.timer.ms.get(self.name, 0.0) + (time.perf_counter() - self.t0) * 1e3
+
+
+def check_models(ctx: EngineContext, first_asof: dt.date) -> None:
+    """Preflight for a replay or a daemon start: a usable model exists for the first decision and fits the
+    universe. Raises ModelError (one line) instead of letting every decision fall back to holding."""
+    if ctx.forecaster is None:
+        return
+    info = ctx.forecaster.registry.select(first_asof)
+    ctx.forecaster.check(info)
 
 
 def _vec(tickers: tuple[str, ...], x: np.ndarray | None) -> dict[str, float] | None:

@@ -56,9 +56,8 @@ def _run(args: argparse.Namespace) -> int:
     start, end = parse_window(args.replay, args.start, args.end)
     settings = settings_from_args(args)
     configure_from_settings(settings)
-    store = load_prices_for(settings, args.prices)
+    store, label = load_prices_for(settings, args.prices)
     out = Path(args.out) if args.out else Path("runs") / f"{settings.profile}-{start.year}-{end.year}"
-    label = str(args.prices) if args.prices else (settings.data.prices_file or settings.data.source)
     res = run_backtest(
         settings,
         store,
