@@ -187,7 +187,7 @@ def run_backtest(
         res = run_slot(ledger, ctx, asof, mark_from=start, keep_timings=False)
         dec = res.decision
         assert dec is not None
-        for k, v in (dec.record.get("timings_ms") or {}).items():
+        for k, v in (res.timings_ms or {}).items():
             stage_ms[k] = stage_ms.get(k, 0.0) + v
         weights_rows.append({"date": asof.isoformat(), **dec.targets_dict()})
     with ledger.transaction():
@@ -304,7 +304,7 @@ def _progress(items: list[Any], enabled: bool, label: str) -> Any:
 
 def _write_csv(df: pd.DataFrame, path: Path, index: bool = True) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    df.to_csv(tmp, index=index, float_format="%.10g", lineterminator="\n")
+    df.to_csv(tmp, index=index, float_format="%.12g", lineterminator="\n")
     tmp.replace(path)
 
 

@@ -75,6 +75,7 @@ class PortfolioState:
     stop: StopState = StopState()
     last_rebalance: dt.date | None = None
     sessions_since_rebalance: int = 0
+    last_decision: dt.date | None = None  # asof of the previous decision (cool-downs count sessions since it)
 
     @property
     def cash_weight(self) -> float:

@@ -356,7 +356,8 @@ def decide(asof: dt.date, state: PortfolioState, settings: Settings, ctx: Engine
     with timer.stage("overlays"):
         from agent.data.calendar import sessions_between
 
-        elapsed = sessions_between(state.asof, asof) if state.asof is not None else 0
+        prev = state.last_decision
+        elapsed = sessions_between(prev, asof) if prev is not None and prev < asof else 0
         octx = OverlayContext(
             asof=asof,
             tickers=tickers,

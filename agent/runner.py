@@ -9,7 +9,9 @@ nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ class SlotResult:
     skipped: bool  # the slot was already committed: nothing done
     decision: Decision | None
     exec_date: dt.date | None
+    timings_ms: dict[str, float] | None = None  # per stage, incl. ledger and log
 
 
 def open_ledger(path: Any, settings: Settings, *, durable: bool) -> Ledger:
@@ -74,26 +77,36 @@ def run_slot(
 
         prices = prices.loc[pd.Timestamp(mark_from) :]
     _hook(crash_hook, "before_commit")
+    t0 = time.perf_counter()
     with ledger.transaction():
         ledger.advance(prices, upto=asof)
         state = ledger.portfolio_state(asof)
+        last = ledger.last_run()
+        if last is not None and last.get("asof"):
+            state = dataclasses.replace(state, last_decision=dt.date.fromisoformat(str(last["asof"])[:10]))
+        t1 = time.perf_counter()
         decision = decide(asof, state, settings, ctx)
+        t2 = time.perf_counter()
         exec_date = (
             next_session(asof, settings.execution.lag_sessions) if decision.status == "rebalance" else None
         )
+        timings = dict(decision.record.get("timings_ms") or {})
         if not keep_timings:
             decision = _strip_timings(decision)
         ledger.record_decision(slot, decision, exec_date, started_at=started)
         _hook(crash_hook, "inside_commit")
+    t3 = time.perf_counter()
     _hook(crash_hook, "after_commit")
     if log is not None:
         log.sync_from_ledger(ledger)
-    return SlotResult(slot=slot, asof=asof, skipped=False, decision=decision, exec_date=exec_date)
+    timings["ledger"] = (t1 - t0 + t3 - t2) * 1e3
+    timings["decision_log"] = (time.perf_counter() - t3) * 1e3
+    return SlotResult(
+        slot=slot, asof=asof, skipped=False, decision=decision, exec_date=exec_date, timings_ms=timings
+    )
 
 
 def _strip_timings(decision: Decision) -> Decision:
-    import dataclasses
-
     return dataclasses.replace(decision, record=decision_without_timings(decision.record))
 
 
