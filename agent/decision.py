@@ -146,11 +146,19 @@ def round_weights(w: np.ndarray, decimals: int = 10) -> np.ndarray:
     return out + 0.0  # no negative zeros
 
 
-def _default(o: Any) -> Any:
+def _plain(o: Any) -> Any:
+    """One pass to JSON-native values: numpy scalars/arrays, dates, dataclasses; NaN/inf become None."""
+    if o is None or (isinstance(o, bool | str | int) and not isinstance(o, np.integer)):
+        return o
+    if isinstance(o, float | np.floating):
+        f = float(o)
+        return f if math.isfinite(f) else None
+    if isinstance(o, dict):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_plain(v) for v in o]
     if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.floating):
-        return float(o)
+        return _plain(o.tolist())
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.bool_):
@@ -158,26 +166,15 @@ def _default(o: Any) -> Any:
     if isinstance(o, dt.date | dt.datetime):
         return o.isoformat()
     if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return o.to_dict() if hasattr(o, "to_dict") else dataclasses.asdict(o)
+        return _plain(o.to_dict() if hasattr(o, "to_dict") else dataclasses.asdict(o))
     if hasattr(o, "isoformat"):
         return o.isoformat()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def _clean_floats(o: Any) -> Any:
-    if isinstance(o, float):
-        return None if not math.isfinite(o) else o
-    if isinstance(o, dict):
-        return {str(k): _clean_floats(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_clean_floats(v) for v in o]
-    return o
-
-
 def canonical_json(obj: Any) -> str:
     """Sorted keys, no whitespace, NaN/inf as null: the form that is hashed and written."""
-    plain = json.loads(json.dumps(obj, default=_default))
-    return json.dumps(_clean_floats(plain), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def digest(obj: Any) -> str:
