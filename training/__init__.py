@@ -1,0 +1,1 @@
+"""Training for rebalance-agent: walk-forward torch models exported to ONNX (never imported by the agent)."""

@@ -1,0 +1,109 @@
+"""`python -m training`: build walk-forward models, rebuild everything shipped, tune hyperparameters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+__all__ = ["PROFILES", "main"]
+
+# every shipped profile, in build order (build-all rebuilds exactly these, deterministically)
+PROFILES = (
+    "sector-rnn",
+    "lstm-allocator",
+    "lstm-proportional",
+    "etf-lstm-mvo",
+    "default",
+    "djia-lstm-garch",
+    "demo",
+)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_index(root: Path) -> Path:
+    """exported_models/README.md: every shipped model with its window and headline validation metric."""
+    from agent.forecast import ModelRegistry
+
+    lines = [
+        "# Shipped models",
+        "",
+        "Rebuild everything with `python -m training build-all` (deterministic: 1 thread, fixed seeds).",
+        "Each `<profile>/<model-id>.onnx` carries its metadata (tickers, feature spec, scalers, train window, metrics,",
+        "config, data digest, code version) and has a model card `<model-id>.md` beside it. The agent picks, at each",
+        "decision date, the newest model with `train_end < asof`.",
+        "",
+        "| profile | model | train_start | train_end | valid_from | kind | headline validation metric |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for prof in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        for info in ModelRegistry(root / prof).models:
+            v = json.loads(info.metadata["metrics"])["val"]
+            if "accuracy_next_week" in v:
+                head = f"acc next-week {v['accuracy_next_week']:.3f} (majority {v['majority_accuracy']:.3f})"
+            elif "sharpe_ann" in v:
+                head = f"Sharpe {v['sharpe_ann']:.2f} (1/N {v['ew_sharpe_ann']:.2f})"
+            else:
+                head = f"MSE/zero {v['mse'] / v['mse_zero']:.4f}, MSE/rolling-mean {v['mse'] / v['mse_rolling_mean']:.4f}"
+            lines.append(
+                f"| {prof} | [{info.model_id}]({prof}/{info.model_id}.md) | {info.metadata['train_start']} | "
+                f"{info.train_end} | {info.metadata['valid_from']} | {info.kind} | {head} |"
+            )
+    out = root / "README.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="train + export walk-forward models for one profile")
+    b.add_argument("--profile", required=True)
+    b.add_argument("--cadence", default="yearly", help="yearly (shipped) or every-N (retrain every N sessions)")
+    b.add_argument("--window", type=int, default=None, help="training window in rows (default: the config's)")
+    b.add_argument("--start", default=None, help="first decision date for every-N (default 2020-01-01)")
+    b.add_argument("--out", type=Path, default=None, help="root folder (default exported_models/)")
+    b.add_argument("--only", nargs="*", default=None, help="only these train_end dates or years")
+    b.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    a = sub.add_parser("build-all", help="rebuild every shipped model (the one documented rebuild command)")
+    a.add_argument("--out", type=Path, default=None)
+    a.add_argument("--quiet", action="store_true")
+    t = sub.add_parser("tune", help="Optuna TPE search over units/dropout/lr on the time-ordered validation split")
+    t.add_argument("--profile", required=True)
+    t.add_argument("--trials", type=int, default=20)
+    t.add_argument("--train-end", default=None)
+    t.add_argument("--max-epochs", type=int, default=None)
+    sub.add_parser("list", help="list training profiles")
+    args = ap.parse_args(argv)
+
+    if args.cmd == "list":
+        for p in PROFILES:
+            print(p)
+        return 0
+    if args.cmd == "tune":
+        from training.tune import tune
+
+        tune(args.profile, args.trials, args.train_end, max_epochs=args.max_epochs)
+        return 0
+    from training.train import build_profile
+
+    root = args.out or REPO / "exported_models"
+    t0 = time.perf_counter()
+    if args.cmd == "build":
+        build_profile(
+            args.profile, cadence=args.cadence, window=args.window, start=args.start, out_root=root,
+            only=args.only, verbose=not args.quiet,
+        )
+    else:
+        for prof in PROFILES:
+            t1 = time.perf_counter()
+            build_profile(prof, out_root=root, verbose=not args.quiet)
+            print(f"== {prof} done in {time.perf_counter() - t1:.0f}s", flush=True)
+        write_index(root)
+    print(f"total {time.perf_counter() - t0:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
