@@ -147,22 +147,34 @@ def round_weights(w: np.ndarray, decimals: int = 10) -> np.ndarray:
 
 
 def _plain(o: Any) -> Any:
-    """One pass to JSON-native values: numpy scalars/arrays, dates, dataclasses; NaN/inf become None."""
-    if o is None or (isinstance(o, bool | str | int) and not isinstance(o, np.integer)):
+    """One pass to JSON-native values: numpy scalars/arrays, dates, dataclasses; NaN/inf become None.
+
+    Exact-type checks first: decision records are ~1,000 nodes of str/float/dict and this runs several times
+    per decision."""
+    t = type(o)
+    if t is str or t is int or t is bool or o is None:
         return o
+    if t is float:
+        return o if math.isfinite(o) else None
+    if t is dict:
+        return {k if type(k) is str else str(k): _plain(v) for k, v in o.items()}
+    if t is list or t is tuple:
+        return [_plain(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _plain(o.tolist())
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.integer):
+        return int(o)
     if isinstance(o, float | np.floating):
         f = float(o)
         return f if math.isfinite(f) else None
+    if isinstance(o, bool | int | str):
+        return o
     if isinstance(o, dict):
         return {str(k): _plain(v) for k, v in o.items()}
     if isinstance(o, list | tuple):
         return [_plain(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _plain(o.tolist())
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
     if isinstance(o, dt.date | dt.datetime):
         return o.isoformat()
     if dataclasses.is_dataclass(o) and not isinstance(o, type):
