@@ -32,7 +32,12 @@ exit codes: 0 ok, 1 run failed (recorded), 2 usage/configuration error, 3 data e
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line plus a pointer to --help (exit 2)."""
+    """argparse, but usage errors are one line plus a pointer to --help (exit 2), and no prefix matching of
+    long options (`--log` must not be read as `--log-level`)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_CONFIG, f"agent: error: {message} (see `{self.prog} --help`)\n")

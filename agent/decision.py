@@ -41,7 +41,9 @@ class StopState:
     stopped_on: dt.date | None = None
     sessions_left: int = 0
     peak_nav: float = 0.0
-    transitions: tuple[str, ...] = ()  # "2024-03-01:armed->stopped (drawdown 11.2% > 10.0%)", most recent last
+    transitions: tuple[
+        str, ...
+    ] = ()  # "2024-03-01:armed->stopped (drawdown 11.2% > 10.0%)", most recent last
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,7 +129,9 @@ class Decision:
     tickers: tuple[str, ...]
     targets: np.ndarray  # weights per ticker after overlays; cash = 1 - sum
     stop: StopState  # state machine after this decision
-    record: dict[str, Any]  # stage-by-stage record (inputs digests, forecast, risk, optimizer, overlays, timings)
+    record: dict[
+        str, Any
+    ]  # stage-by-stage record (inputs digests, forecast, risk, optimizer, overlays, timings)
 
     @property
     def cash(self) -> float:

@@ -103,7 +103,7 @@ class EngineContext:
             optimizer=optimizer,
             groups=groups,
             lookback=required_history(settings, model_lookback),
-            config_digest=digest(settings.redacted()),
+            config_digest=settings.strategy_digest(),
         )
 
 

@@ -296,7 +296,9 @@ def _resample(prices: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     return weekly_last(prices) if spec.frequency == "weekly" else prices
 
 
-def feature_frame(prices: pd.DataFrame, spec: FeatureSpec, tickers: Sequence[str] | None = None) -> pd.DataFrame:
+def feature_frame(
+    prices: pd.DataFrame, spec: FeatureSpec, tickers: Sequence[str] | None = None
+) -> pd.DataFrame:
     """All feature rows for a (daily) price frame: MultiIndex columns (feature, ticker), fixed order."""
     tickers = list(tickers) if tickers is not None else [str(c) for c in prices.columns]
     p = _resample(prices[tickers], spec)
@@ -306,7 +308,9 @@ def feature_frame(prices: pd.DataFrame, spec: FeatureSpec, tickers: Sequence[str
     return pd.DataFrame(arr.reshape(F * N, T).T, index=p.index, columns=cols)
 
 
-def feature_matrix(prices: pd.DataFrame, spec: FeatureSpec, tickers: Sequence[str]) -> tuple[pd.DatetimeIndex, np.ndarray]:
+def feature_matrix(
+    prices: pd.DataFrame, spec: FeatureSpec, tickers: Sequence[str]
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """(dates, (T, n_inputs) array) at the spec's frequency: the training view of `feature_frame`."""
     ff = feature_frame(prices, spec, tickers)
     return pd.DatetimeIndex(ff.index), ff.to_numpy(dtype=np.float64)
@@ -326,7 +330,9 @@ def build_window(
     index = pd.DatetimeIndex(prices.index)
     ts = pd.Timestamp(asof)
     end = int(index.searchsorted(ts, side="right"))
-    same = len(tickers) == len(prices.columns) and all(a == b for a, b in zip(tickers, prices.columns, strict=True))
+    same = len(tickers) == len(prices.columns) and all(
+        a == b for a, b in zip(tickers, prices.columns, strict=True)
+    )
     cols = np.arange(len(tickers)) if same else prices.columns.get_indexer(tickers)
     if (cols < 0).any():
         missing = [t for t, c in zip(tickers, cols, strict=True) if c < 0]
@@ -371,7 +377,9 @@ class MinMaxScaler:
 
     kind = "minmax"
 
-    def __init__(self, data_min: np.ndarray, data_max: np.ndarray, feature_range: tuple[float, float] = (0.0, 1.0)):
+    def __init__(
+        self, data_min: np.ndarray, data_max: np.ndarray, feature_range: tuple[float, float] = (0.0, 1.0)
+    ):
         self.data_min = np.asarray(data_min, dtype=np.float64)
         self.data_max = np.asarray(data_max, dtype=np.float64)
         self.feature_range = (float(feature_range[0]), float(feature_range[1]))
@@ -401,7 +409,9 @@ class MinMaxScaler:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MinMaxScaler:
-        return cls(np.array(d["min"], dtype=float), np.array(d["max"], dtype=float), tuple(d["feature_range"]))
+        return cls(
+            np.array(d["min"], dtype=float), np.array(d["max"], dtype=float), tuple(d["feature_range"])
+        )
 
 
 class StandardScaler:

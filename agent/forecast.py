@@ -202,7 +202,9 @@ def _session(info: ModelInfo) -> Any:
             sess = ort.InferenceSession(str(info.path), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"model file {info.path.name} cannot be loaded by onnxruntime: {first[:200]}") from None
+            raise ModelError(
+                f"model file {info.path.name} cannot be loaded by onnxruntime: {first[:200]}"
+            ) from None
         inputs = sess.get_inputs()
         n_in = info.spec.n_inputs(len(info.tickers))
         shape = list(inputs[0].shape) if inputs else []
@@ -352,7 +354,9 @@ class OnnxForecaster:
             mu = self._to_mean_daily_simple(y, info)[order]
             if info.kind == "rebalance_returns":
                 prob = float(np.asarray(res["rebalance_prob"]).reshape(-1)[0])
-        if not all(a is None or np.isfinite(a).all() for a in (mu, w)) or (prob is not None and not np.isfinite(prob)):
+        if not all(a is None or np.isfinite(a).all() for a in (mu, w)) or (
+            prob is not None and not np.isfinite(prob)
+        ):
             raise ModelError(f"model {info.model_id} produced non-finite output at {asof}")
         return ForecastResult(
             model_id=info.model_id,

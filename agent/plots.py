@@ -97,7 +97,9 @@ def _empty(ax: Any, text: str) -> None:
     ax.set_axis_off()
 
 
-def equity_plot(navs: pd.DataFrame, rebalance_dates: Sequence[Any] = (), *, title: str = "Equity curves") -> bytes:
+def equity_plot(
+    navs: pd.DataFrame, rebalance_dates: Sequence[Any] = (), *, title: str = "Equity curves"
+) -> bytes:
     """NAV of every portfolio (starting at 1.0), with the strategy's rebalances marked."""
     colors = portfolio_colors([str(c) for c in navs.columns])
     with _figure() as fig:
@@ -115,8 +117,15 @@ def equity_plot(navs: pd.DataFrame, rebalance_dates: Sequence[Any] = (), *, titl
             when = when[(when >= s.index[0]) & (when <= s.index[-1])]
             if len(when):
                 y = s.reindex(s.index.union(when)).ffill().reindex(when)
-                ax.scatter(when, y.to_numpy(), marker="v", s=16, color="black", zorder=3,
-                           label=f"rebalance ({len(when)})")
+                ax.scatter(
+                    when,
+                    y.to_numpy(),
+                    marker="v",
+                    s=16,
+                    color="black",
+                    zorder=3,
+                    label=f"rebalance ({len(when)})",
+                )
         ax.set_title(title)
         ax.set_ylabel("NAV (start = 1.0)")
         _legend_below(ax)
@@ -135,8 +144,13 @@ def drawdown_plot(navs: pd.DataFrame) -> bytes:
             dd = drawdown_series(navs[col].dropna()) * 100.0
             if col == "strategy":
                 ax.fill_between(dd.index, dd.to_numpy(), 0.0, color=colors["strategy"], alpha=0.25, lw=0)
-            ax.plot(dd.index, dd.to_numpy(), color=colors[str(col)], lw=1.4 if col == "strategy" else 0.9,
-                    label=str(col))
+            ax.plot(
+                dd.index,
+                dd.to_numpy(),
+                color=colors[str(col)],
+                lw=1.4 if col == "strategy" else 0.9,
+                label=str(col),
+            )
         ax.set_title("Drawdown (underwater)")
         ax.set_ylabel("% below peak")
         _legend_below(ax)
@@ -156,7 +170,9 @@ def weights_plot(weights: pd.DataFrame, end: Any = None) -> bytes:
         cols = [c for c in w.columns if c != "cash"] + (["cash"] if "cash" in w.columns else [])
         w = w[cols]
         if end is not None and pd.Timestamp(end) > w.index[-1]:  # hold the last targets to the end
-            last = pd.DataFrame(w.iloc[[-1]].to_numpy(), index=pd.DatetimeIndex([pd.Timestamp(end)]), columns=cols)
+            last = pd.DataFrame(
+                w.iloc[[-1]].to_numpy(), index=pd.DatetimeIndex([pd.Timestamp(end)]), columns=cols
+            )
             w = pd.concat([w, last])
         import matplotlib as mpl
 
@@ -183,8 +199,13 @@ def rolling_sharpe_plot(navs: pd.DataFrame, window: int = 126, *, rf_daily: floa
             if rs.empty:
                 continue
             drawn = True
-            ax.plot(rs.index, rs.to_numpy(), color=colors[str(col)], lw=1.4 if col == "strategy" else 0.9,
-                    label=str(col))
+            ax.plot(
+                rs.index,
+                rs.to_numpy(),
+                color=colors[str(col)],
+                lw=1.4 if col == "strategy" else 0.9,
+                label=str(col),
+            )
         if not drawn:
             _empty(ax, f"fewer than {window} sessions: no rolling Sharpe")
             return _png(fig)
@@ -228,9 +249,11 @@ def _min_var(cov: np.ndarray, mu: np.ndarray, target: float | None, w0: np.ndarr
 
     scale = float(np.trace(cov)) / len(mu) or 1.0
     c = cov / scale
-    cons: list[dict[str, Any]] = [{"type": "eq", "fun": lambda w: np.sum(w) - 1.0, "jac": lambda w: np.ones_like(w)}]
+    cons: list[dict[str, Any]] = [
+        {"type": "eq", "fun": lambda w: np.sum(w) - 1.0, "jac": lambda w: np.ones_like(w)}
+    ]
     if target is not None:
-        cons.append({"type": "eq", "fun": lambda w: (mu @ w - target), "jac": lambda w: mu})
+        cons.append({"type": "eq", "fun": lambda w: mu @ w - target, "jac": lambda w: mu})
     res = minimize(
         lambda w: float(w @ c @ w),
         w0,
@@ -259,7 +282,10 @@ def efficient_frontier(asset_returns: pd.DataFrame, n_points: int = 40) -> Front
     # Most points on the efficient branch (the part that matters), a few on the inefficient one.
     n_low = max(2, n_points // 4)
     targets = np.concatenate(
-        [np.linspace(float(mu.min()), mu_gmv, n_low), np.linspace(mu_gmv, float(mu.max()), n_points - n_low + 1)]
+        [
+            np.linspace(float(mu.min()), mu_gmv, n_low),
+            np.linspace(mu_gmv, float(mu.max()), n_points - n_low + 1),
+        ]
     )
     targets = np.unique(np.round(targets, 14))
     ws = []
@@ -305,15 +331,23 @@ def frontier_plot(
             return _png(fig)
         vols, rets = random_portfolios(asset_returns, n_random, seed)
         ratio = np.divide(rets, vols, out=np.zeros_like(rets), where=vols > 0)
-        sc = ax.scatter(vols * 100, rets * 100, c=ratio, cmap="viridis", s=3, alpha=0.5, lw=0, rasterized=True)
+        sc = ax.scatter(
+            vols * 100, rets * 100, c=ratio, cmap="viridis", s=3, alpha=0.5, lw=0, rasterized=True
+        )
         fig.colorbar(sc, ax=ax, label="return / volatility")
         fr = efficient_frontier(asset_returns)
         eff = fr.efficient
         ax.plot(fr.vols[eff] * 100, fr.rets[eff] * 100, color="black", lw=1.8, label="efficient frontier")
         n_low = int((~eff).sum())  # sorted by return: the inefficient branch comes first; join it to the GMV
         if n_low:
-            ax.plot(fr.vols[: n_low + 1] * 100, fr.rets[: n_low + 1] * 100, color="black", lw=1.0, ls="--",
-                    label="min-variance frontier (inefficient part)")
+            ax.plot(
+                fr.vols[: n_low + 1] * 100,
+                fr.rets[: n_low + 1] * 100,
+                color="black",
+                lw=1.0,
+                ls="--",
+                label="min-variance frontier (inefficient part)",
+            )
         asset_vol = np.sqrt(np.maximum(np.diag(cov), 0.0))
         ax.scatter(asset_vol * 100, mu * 100, marker="o", s=14, color="black", zorder=3)
         for name, x, y in zip(_clean_returns(asset_returns).columns, asset_vol, mu, strict=True):
@@ -321,8 +355,17 @@ def frontier_plot(
         for name, (pv, pr) in portfolio_points.items():
             if not (np.isfinite(pv) and np.isfinite(pr)):
                 continue
-            ax.scatter([pv * 100], [pr * 100], marker="*", s=160, color=colors[name], edgecolor="black",
-                       lw=0.6, zorder=4, label=f"{name} (realized)")
+            ax.scatter(
+                [pv * 100],
+                [pr * 100],
+                marker="*",
+                s=160,
+                color=colors[name],
+                edgecolor="black",
+                lw=0.6,
+                zorder=4,
+                label=f"{name} (realized)",
+            )
         ax.set_xlabel("annualized volatility (%)")
         ax.set_ylabel("annualized mean return (%)")
         ax.set_title(f"Efficient frontier of the test window ({n_random:,} random long-only portfolios)")

@@ -257,13 +257,18 @@ def _trades_html(trades: pd.DataFrame | None, max_rows: int = 50) -> str:
     if trades is None or len(trades) == 0:
         return '<p class="note">No trades.</p>'
     parts = [f"<p>{len(trades)} trade rows.</p>"]
-    totals = {c: float(trades[c].sum()) for c in trades.columns if "cost" in str(c).lower()
-              and pd.api.types.is_numeric_dtype(trades[c])}
+    totals = {
+        c: float(trades[c].sum())
+        for c in trades.columns
+        if "cost" in str(c).lower() and pd.api.types.is_numeric_dtype(trades[c])
+    }
     if totals:
         parts.append(_kv_html({f"total {k}": v for k, v in totals.items()}))
     label = f"last {max_rows} trades" if len(trades) > max_rows else "all trades"
-    parts.append(f"<details><summary>{_e(label)}</summary>{_frame_html(trades.reset_index(drop=True), max_rows)}"
-                 "</details>")
+    parts.append(
+        f"<details><summary>{_e(label)}</summary>{_frame_html(trades.reset_index(drop=True), max_rows)}"
+        "</details>"
+    )
     return "".join(parts)
 
 
@@ -401,11 +406,22 @@ def write_report(
         sections.append(_metrics_html({n: r.get("mean", {}) for n, r in kfold.items()}, _TABLE_KEYS[:7]))
     if alphas:
         sections.append("<h2>Strategy against each baseline</h2>")
-        keys = ("excess_total_return", "excess_cagr", "active_return", "tracking_error", "information_ratio",
-                "alpha", "beta", "alpha_t", "r2")
+        keys = (
+            "excess_total_return",
+            "excess_cagr",
+            "active_return",
+            "tracking_error",
+            "information_ratio",
+            "alpha",
+            "beta",
+            "alpha_t",
+            "r2",
+        )
         sections.append(_metrics_html(alphas, keys))
-        sections.append('<p class="note">alpha and beta: OLS of daily excess returns on the baseline\'s '
-                        "(alpha annualized ×252); excess CAGR is the difference of the CAGRs.</p>")
+        sections.append(
+            '<p class="note">alpha and beta: OLS of daily excess returns on the baseline\'s '
+            "(alpha annualized ×252); excess CAGR is the difference of the CAGRs.</p>"
+        )
     sections.append("<h2>Plots</h2>")
     for fname, caption in PLOT_FILES.items():
         b64 = base64.b64encode(images[fname]).decode("ascii")

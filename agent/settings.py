@@ -397,6 +397,13 @@ class Settings(BaseSettings):
     def profile_models_dir(self) -> Path:
         return self.forecast.models_dir or self.models_root / self.profile
 
+    def strategy_digest(self) -> str:
+        """SHA-256 of what decides: every section but paths and logging (where files go and how verbose the
+        logs are never change a decision), so the daemon and a backtest of one strategy share the digest."""
+        from agent.decision import digest
+
+        return digest({k: v for k, v in self.redacted().items() if k not in ("paths", "logging")})
+
     def redacted(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets replaced by '**********'."""
         return self.model_dump(mode="json")  # SecretStr dumps as '**********' in json mode

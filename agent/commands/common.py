@@ -16,16 +16,26 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
     d = argparse.SUPPRESS if suppress else None
     g = parser.add_argument_group("global options")
     g.add_argument("--config", metavar="FILE", default=d, help="settings TOML file (or AGENT_CONFIG)")
-    g.add_argument("--profile", metavar="NAME", default=d, help="strategy profile (or AGENT_PROFILE); see README")
+    g.add_argument(
+        "--profile", metavar="NAME", default=d, help="strategy profile (or AGENT_PROFILE); see README"
+    )
     g.add_argument("--data-dir", metavar="DIR", default=d, help="price store directory (or AGENT_DATA_DIR)")
     g.add_argument(
-        "--state-dir", metavar="DIR", default=d, help="ledger, decision log, targets, logs (or AGENT_STATE_DIR)"
+        "--state-dir",
+        metavar="DIR",
+        default=d,
+        help="ledger, decision log, targets, logs (or AGENT_STATE_DIR)",
     )
     g.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=d, help="log level")
     g.add_argument(
-        "--log-format", choices=["auto", "json", "console"], default=d, help="log format on stderr (default auto)"
+        "--log-format",
+        choices=["auto", "json", "console"],
+        default=d,
+        help="log format on stderr (default auto)",
     )
-    g.add_argument("-q", "--quiet", action="store_true", default=d if suppress else False, help="no progress bars")
+    g.add_argument(
+        "-q", "--quiet", action="store_true", default=d if suppress else False, help="no progress bars"
+    )
 
 
 def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -37,7 +47,9 @@ def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
         "logging.format": getattr(args, "log_format", None),
     }
     flags.update(overrides)
-    return load_settings(getattr(args, "config", None), profile=getattr(args, "profile", None), overrides=flags)
+    return load_settings(
+        getattr(args, "config", None), profile=getattr(args, "profile", None), overrides=flags
+    )
 
 
 def configure_from_settings(settings: Settings, *, file: Any = None) -> None:

@@ -159,14 +159,25 @@ def test_drawdown_stop_reenters_after_its_cooldown(isolated_env: Path, sector_pr
     """Through the real replay path: the March 2020 crash trips a 10% stop, the book sits in cash for the
     cool-down, then re-enters and re-arms (peers get stuck in cash here)."""
     res = _run(
-        "equal-weight", sector_prices, "2020-01-01", "2020-12-31", isolated_env / "dd",
-        **{"overlays.drawdown_stop": {"enabled": True, "threshold": 0.10, "cooldown_sessions": 10},
-           "backtest.baselines": ["buy_and_hold"]},
+        "equal-weight",
+        sector_prices,
+        "2020-01-01",
+        "2020-12-31",
+        isolated_env / "dd",
+        **{
+            "overlays.drawdown_stop": {"enabled": True, "threshold": 0.10, "cooldown_sessions": 10},
+            "backtest.baselines": ["buy_and_hold"],
+        },
     )
     recs = [json.loads(x)["record"] for x in (res.out_dir / "decisions.jsonl").read_text().splitlines()]
     trans = recs[-1]["stop_after"]["transitions"]
     kinds = [t.split(" ")[0].split(":")[1] for t in trans]
-    assert kinds[:4] == ["armed->stopped", "stopped->cooling_down", "cooling_down->reentered", "reentered->armed"]
+    assert kinds[:4] == [
+        "armed->stopped",
+        "stopped->cooling_down",
+        "cooling_down->reentered",
+        "reentered->armed",
+    ]
     stop_i = next(i for i, r in enumerate(recs) if r["stop_after"]["status"] == "stopped")
     assert sum(recs[stop_i]["targets"][t] for t in recs[stop_i]["tickers"]) == 0.0  # liquidated
     back = next(i for i, r in enumerate(recs) if r["stop_after"]["status"] == "reentered")

@@ -28,7 +28,9 @@ PROFILES = {  # profile -> (tickers count, years of train_end shipped)
 def _registry(profile: str) -> ModelRegistry:
     reg = ModelRegistry(ROOT / profile)
     if not reg.models and not reg.rejected:
-        pytest.fail(f"no shipped models for {profile} in {ROOT / profile} (run `python -m training build-all`)")
+        pytest.fail(
+            f"no shipped models for {profile} in {ROOT / profile} (run `python -m training build-all`)"
+        )
     return reg
 
 
@@ -59,9 +61,9 @@ def test_walk_forward_never_uses_a_model_that_saw_its_future(profile: str) -> No
     for d in pd.bdate_range("2020-01-02", "2025-06-30", freq="7D"):
         info = reg.select(d.date())
         assert info.train_end < d.date()
-        assert info.train_end.year == d.year - 1 or (info.train_end.year < d.year - 1 and d.year > max(
-            m.train_end.year for m in reg.models
-        )), f"{d.date()} uses {info.model_id}"
+        assert info.train_end.year == d.year - 1 or (
+            info.train_end.year < d.year - 1 and d.year > max(m.train_end.year for m in reg.models)
+        ), f"{d.date()} uses {info.model_id}"
 
 
 def test_folder_is_small() -> None:

@@ -67,13 +67,23 @@ def test_rsi_textbook_example() -> None:
 def test_vol_bollinger_macross_returns_against_pandas() -> None:
     p = _prices()
     ref_vol = p.pct_change().rolling(20).std()
-    np.testing.assert_allclose(rolling_volatility(p, 20).to_numpy(), ref_vol.to_numpy(), rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(
+        rolling_volatility(p, 20).to_numpy(), ref_vol.to_numpy(), rtol=1e-9, equal_nan=True
+    )
     m, s = p.rolling(20).mean(), p.rolling(20).std(ddof=0)
-    np.testing.assert_allclose(bollinger_width(p, 20, 2.0).to_numpy(), (4 * s / m).to_numpy(), rtol=1e-8, equal_nan=True)
+    np.testing.assert_allclose(
+        bollinger_width(p, 20, 2.0).to_numpy(), (4 * s / m).to_numpy(), rtol=1e-8, equal_nan=True
+    )
     ref_ma = p.rolling(10).mean() / p.rolling(50).mean() - 1
-    np.testing.assert_allclose(ma_crossover(p, 10, 50).to_numpy(), ref_ma.to_numpy(), rtol=1e-9, atol=1e-13, equal_nan=True)
-    np.testing.assert_allclose(simple_returns(p).to_numpy(), p.pct_change().to_numpy(), rtol=1e-12, equal_nan=True)
-    np.testing.assert_allclose(log_returns(p).to_numpy(), np.log(p / p.shift(1)).to_numpy(), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(
+        ma_crossover(p, 10, 50).to_numpy(), ref_ma.to_numpy(), rtol=1e-9, atol=1e-13, equal_nan=True
+    )
+    np.testing.assert_allclose(
+        simple_returns(p).to_numpy(), p.pct_change().to_numpy(), rtol=1e-12, equal_nan=True
+    )
+    np.testing.assert_allclose(
+        log_returns(p).to_numpy(), np.log(p / p.shift(1)).to_numpy(), rtol=1e-12, equal_nan=True
+    )
 
 
 def _sessions(start: str, end: str, holidays: list[str]) -> pd.DatetimeIndex:
@@ -90,7 +100,9 @@ def test_weekly_one_row_per_iso_week_new_year_and_good_friday() -> None:
     assert len(keys) == len(set(keys))  # exactly one row per ISO week
     all_iso = idx.isocalendar()
     assert len(set(zip(all_iso.year, all_iso.week, strict=True))) == len(w)
-    assert pd.Timestamp("2020-01-03") in w.index and pd.Timestamp("2019-12-31") not in w.index  # New Year week
+    assert (
+        pd.Timestamp("2020-01-03") in w.index and pd.Timestamp("2019-12-31") not in w.index
+    )  # New Year week
     assert pd.Timestamp("2024-03-28") in w.index  # Good Friday 2024: Thursday closes the week
     assert pd.Timestamp("2020-04-09") in w.index  # Good Friday 2020
     # the same as pandas' W-SUN periods (Monday..Sunday weeks)
@@ -118,7 +130,9 @@ def test_build_window_equals_feature_frame_rows(spec: FeatureSpec) -> None:
         assert w.shape == (spec.lookback, spec.n_inputs(len(TICKERS)))
         np.testing.assert_array_equal(w, X[-spec.lookback :])  # bit-identical: training == inference
     X = ff.to_numpy()
-    i = int(ff.index.searchsorted(pd.Timestamp("2021-03-05"), side="right"))  # a Friday: same rows as full history
+    i = int(
+        ff.index.searchsorted(pd.Timestamp("2021-03-05"), side="right")
+    )  # a Friday: same rows as full history
     np.testing.assert_array_equal(build_window(p, spec, "2021-03-05"), X[i - spec.lookback : i])
 
 

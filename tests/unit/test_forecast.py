@@ -126,9 +126,17 @@ def test_weekly_log_return_conversion() -> None:
     from agent.forecast import ModelInfo
 
     info = ModelInfo(
-        path=Path("x.onnx"), model_id="m", profile="p", kind="rebalance_returns", train_end=dt.date(2020, 1, 1),
-        tickers=("A",), spec=FeatureSpec(("logret",), lookback=13, frequency="weekly"), horizon=5,
-        target={"type": "next_week_logret", "horizon_sessions": 5}, sha256="", metadata={},
+        path=Path("x.onnx"),
+        model_id="m",
+        profile="p",
+        kind="rebalance_returns",
+        train_end=dt.date(2020, 1, 1),
+        tickers=("A",),
+        spec=FeatureSpec(("logret",), lookback=13, frequency="weekly"),
+        horizon=5,
+        target={"type": "next_week_logret", "horizon_sessions": 5},
+        sha256="",
+        metadata={},
     )
     mu = OnnxForecaster._to_mean_daily_simple(np.array([np.log(1.05)]), info)
     assert (1 + mu[0]) ** 5 == pytest.approx(1.05)

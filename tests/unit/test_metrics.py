@@ -243,7 +243,8 @@ def test_psr_matches_scipy_formula_with_fat_tails() -> None:
 def test_expected_max_sharpe_and_dsr_hand_example() -> None:
     v, n_trials = 0.0025, 10
     sr0 = math.sqrt(v) * (
-        (1 - 0.5772156649) * stats.norm.ppf(1 - 1 / n_trials) + 0.5772156649 * stats.norm.ppf(1 - 1 / (n_trials * math.e))
+        (1 - 0.5772156649) * stats.norm.ppf(1 - 1 / n_trials)
+        + 0.5772156649 * stats.norm.ppf(1 - 1 / (n_trials * math.e))
     )
     assert M.expected_max_sharpe(n_trials, v) == pytest.approx(sr0, rel=1e-9)
     assert sr0 == pytest.approx(0.05 * (0.4227843351 * 1.2815516 + 0.5772156649 * 1.7894), rel=1e-4)
@@ -300,7 +301,9 @@ def test_subperiod_alpha_three_windows() -> None:
 def test_metrics_table_is_keyed_by_portfolio_and_json_ready() -> None:
     navs = pd.DataFrame({"strategy": _daily_nav(seed=1), "equal_weight": _daily_nav(seed=2)})
     navs = navs / navs.iloc[0]
-    table = M.metrics_table(navs, turnover={"strategy": 2.5}, n_rebalances={"strategy": 12}, costs={"strategy": 0.001})
+    table = M.metrics_table(
+        navs, turnover={"strategy": 2.5}, n_rebalances={"strategy": 12}, costs={"strategy": 0.001}
+    )
     assert list(table) == ["strategy", "equal_weight"]
     for m in table.values():
         assert set(M.CONTRACT_KEYS) <= set(m)
@@ -327,4 +330,6 @@ def test_property_drawdown_bounds_and_year_chain(rets: list[float]) -> None:
     assert -1.0 < m["max_drawdown"] <= 0.0
     assert m["max_drawdown"] == pytest.approx(_loop_mdd(values), abs=1e-12)
     per = M.per_period_metrics(nav)
-    assert math.prod(1 + p["total_return"] for p in per.values()) - 1 == pytest.approx(m["total_return"], abs=1e-9)
+    assert math.prod(1 + p["total_return"] for p in per.values()) - 1 == pytest.approx(
+        m["total_return"], abs=1e-9
+    )

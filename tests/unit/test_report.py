@@ -21,7 +21,9 @@ def _inputs() -> dict[str, Any]:
     idx = pd.bdate_range("2021-06-01", "2022-12-30", name="date")
     rng = np.random.default_rng(5)
     ar = pd.DataFrame(
-        rng.normal(0.0004, 0.011, (len(idx), 4)) + rng.normal(0, 0.006, (len(idx), 1)), index=idx, columns=TICKERS
+        rng.normal(0.0004, 0.011, (len(idx), 4)) + rng.normal(0, 0.006, (len(idx), 1)),
+        index=idx,
+        columns=TICKERS,
     )
     ar.iloc[0] = 0.0
     ew = (1 + ar.mean(axis=1)).cumprod()
@@ -72,7 +74,13 @@ def test_writes_every_file(written: tuple[Path, Path, dict[str, Any]]) -> None:
     for name in PLOT_FILES:
         data = (a.parent / name).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
-    assert set(PLOT_FILES) == {"equity.png", "drawdown.png", "weights.png", "rolling_sharpe.png", "frontier.png"}
+    assert set(PLOT_FILES) == {
+        "equity.png",
+        "drawdown.png",
+        "weights.png",
+        "rolling_sharpe.png",
+        "frontier.png",
+    }
     assert not list(a.parent.glob(".*.tmp"))  # no temp files left behind
 
 

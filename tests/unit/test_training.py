@@ -48,7 +48,9 @@ def tiny_config(**kw: object) -> ProfileConfig:
     return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
 
 
-def tiny_export(out_dir: Path, *, tickers: tuple[str, ...] = TICKERS, train_end: str = "2015-12-31", **kw: object) -> Path:
+def tiny_export(
+    out_dir: Path, *, tickers: tuple[str, ...] = TICKERS, train_end: str = "2015-12-31", **kw: object
+) -> Path:
     """Train and export a tiny model on synthetic prices (used by the forecast tests too)."""
     cfg = tiny_config(tickers=tickers, **kw)
     tm = train_one(cfg, synthetic_prices(tickers=tickers), train_end, verbose=False)
@@ -64,7 +66,9 @@ def test_dataset_obeys_the_leak_rule() -> None:
     assert ds.train_end == pd.Timestamp("2015-06-30")
     ends = np.concatenate([ds.train_idx, ds.val_idx])
     assert (ends + cfg.horizon <= len(ds.dates) - 1).all()  # t + H <= train_end
-    assert ds.dates[ds.val_idx[0]] == ds.valid_from and ds.val_idx[0] > ds.train_idx[-1] + cfg.horizon - 1  # purged
+    assert (
+        ds.dates[ds.val_idx[0]] == ds.valid_from and ds.val_idx[0] > ds.train_idx[-1] + cfg.horizon - 1
+    )  # purged
     assert len(ds.val_idx) == pytest.approx(0.2 * len(ends) / 1.0, rel=0.1)
     # rewriting prices after train_end changes nothing (targets, inputs, scalers, digest)
     q = p.copy()
@@ -139,7 +143,11 @@ def test_export_parity_metadata_round_trip_and_card(tmp_path: Path) -> None:
     assert set(REQUIRED_KEYS) <= set(info.metadata) and set(EXPORT_KEYS) == set(REQUIRED_KEYS)
     assert info.spec == tiny_config().features and info.tickers == TICKERS and info.kind == "returns"
     meta = info.metadata
-    assert json.loads(meta["target"]) == {"type": "fwd_mean_simple", "horizon_sessions": 5, "frequency": "daily"}
+    assert json.loads(meta["target"]) == {
+        "type": "fwd_mean_simple",
+        "horizon_sessions": 5,
+        "frequency": "daily",
+    }
     assert json.loads(meta["input_scaler"])["type"] == "minmax"
     assert json.loads(meta["target_scaler"])["type"] == "standard"
     assert meta["train_start"] < meta["valid_from"] <= meta["train_end"] == "2015-12-31"
@@ -176,7 +184,13 @@ def test_recurrent_export_works_for_any_batch(kind: str) -> None:
     torch.manual_seed(0)
     model = build_model(kind, 4, 3, {"units": 6, "layers": 2 if kind == "returns" else 1}).eval()
     x = np.random.default_rng(1).normal(size=(9, 7, 4)).astype(np.float32)
-    outs = ["returns"] if kind == "returns" else ["weights"] if kind == "weights" else ["rebalance_prob", "returns"]
+    outs = (
+        ["returns"]
+        if kind == "returns"
+        else ["weights"]
+        if kind == "weights"
+        else ["rebalance_prob", "returns"]
+    )
     sess = ort.InferenceSession(_to_onnx_bytes(model, torch.from_numpy(x[:1]), outs))  # traced at batch 1
     for b in (1, 3, 9):
         with torch.no_grad():
