@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="train + export walk-forward models for one profile")
     b.add_argument("--profile", required=True)
-    b.add_argument("--cadence", default="yearly", help="yearly (shipped) or every-N (retrain every N sessions)")
+    b.add_argument(
+        "--cadence", default="yearly", help="yearly (shipped) or every-N (retrain every N sessions)"
+    )
     b.add_argument("--window", type=int, default=None, help="training window in rows (default: the config's)")
     b.add_argument("--start", default=None, help="first decision date for every-N (default 2020-01-01)")
     b.add_argument("--out", type=Path, default=None, help="root folder (default exported_models/)")
@@ -69,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("build-all", help="rebuild every shipped model (the one documented rebuild command)")
     a.add_argument("--out", type=Path, default=None)
     a.add_argument("--quiet", action="store_true")
-    t = sub.add_parser("tune", help="Optuna TPE search over units/dropout/lr on the time-ordered validation split")
+    t = sub.add_parser(
+        "tune", help="Optuna TPE search over units/dropout/lr on the time-ordered validation split"
+    )
     t.add_argument("--profile", required=True)
     t.add_argument("--trials", type=int, default=20)
     t.add_argument("--train-end", default=None)
@@ -92,8 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if args.cmd == "build":
         build_profile(
-            args.profile, cadence=args.cadence, window=args.window, start=args.start, out_root=root,
-            only=args.only, verbose=not args.quiet,
+            args.profile,
+            cadence=args.cadence,
+            window=args.window,
+            start=args.start,
+            out_root=root,
+            only=args.only,
+            verbose=not args.quiet,
         )
     else:
         for prof in PROFILES:

@@ -106,7 +106,12 @@ def _data_path(data_file: str) -> Path:
         spec = importlib.util.find_spec("skfolio")  # locate the package without importing it
         if spec is None or not spec.submodule_search_locations:
             raise SystemExit("skfolio is not installed: its bundled demo data is needed")
-        return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / data_file.split(":", 1)[1]
+        return (
+            Path(next(iter(spec.submodule_search_locations)))
+            / "datasets"
+            / "data"
+            / data_file.split(":", 1)[1]
+        )
     return shared_data_dir() / data_file
 
 
@@ -134,7 +139,9 @@ def data_digest(prices: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def rebalance_labels(weekly_logret: np.ndarray, vol_weeks: int = 4, k: float = 1.0, min_periods: int = 26) -> np.ndarray:
+def rebalance_labels(
+    weekly_logret: np.ndarray, vol_weeks: int = 4, k: float = 1.0, min_periods: int = 26
+) -> np.ndarray:
     """Study 000's signal from past data only: 1 when the cross-asset mean rolling vol exceeds past mean + k*std.
 
     The threshold at week s uses avg-vol values of weeks < s only (expanding window); NaN until min_periods.
@@ -186,7 +193,9 @@ def window_batch(Z: np.ndarray, ends: np.ndarray, lookback: int) -> np.ndarray:
     return Z[np.asarray(ends)[:, None] + np.arange(-lookback + 1, 1)[None, :]]
 
 
-def _make_scaler(name: str, rows: np.ndarray, feature_range: tuple[float, float]) -> MinMaxScaler | StandardScaler:
+def _make_scaler(
+    name: str, rows: np.ndarray, feature_range: tuple[float, float]
+) -> MinMaxScaler | StandardScaler:
     if name == "minmax":
         return MinMaxScaler.fit(rows, feature_range)
     if name == "standard":
@@ -238,7 +247,9 @@ def make_dataset(prices: pd.DataFrame, cfg: ProfileConfig, train_end: str | pd.T
         bl = pd.DataFrame(lr).rolling(W).mean().to_numpy()
         baseline[:] = bl
         rb = cfg.rebalance
-        lab = rebalance_labels(lr, int(rb.get("vol_weeks", 4)), float(rb.get("k", 1.0)), int(rb.get("min_periods", 26)))
+        lab = rebalance_labels(
+            lr, int(rb.get("vol_weeks", 4)), float(rb.get("k", 1.0)), int(rb.get("min_periods", 26))
+        )
         nxt = np.full(T, np.nan)
         nxt[:-1] = lab[1:]
         y["reb"] = nxt  # the honest task: next week's label from data <= t
@@ -262,7 +273,7 @@ def make_dataset(prices: pd.DataFrame, cfg: ProfileConfig, train_end: str | pd.T
     n_val = max(8, round(float(cfg.train.get("valid_frac", 0.2)) * len(ends)))
     val_idx = ends[-n_val:]
     purge = H if spec.frequency == "daily" else 1
-    train_idx = ends[: -n_val][ends[: -n_val] + purge <= val_idx[0]]
+    train_idx = ends[:-n_val][ends[:-n_val] + purge <= val_idx[0]]
 
     rows = X[train_idx[0] - L + 1 : train_idx[-1] + 1]
     rng = tuple(cfg.train.get("input_range", (0.0, 1.0)))
@@ -271,7 +282,9 @@ def make_dataset(prices: pd.DataFrame, cfg: ProfileConfig, train_end: str | pd.T
     tgt_name = cfg.train.get("target_scaler", "standard")
     t_scaler = None
     if cfg.kind != "weights" and tgt_name != "none":
-        t_scaler = _make_scaler(str(tgt_name), y_raw[train_idx], tuple(cfg.train.get("target_range", (0.0, 1.0))))  # type: ignore[arg-type]
+        t_scaler = _make_scaler(
+            str(tgt_name), y_raw[train_idx], tuple(cfg.train.get("target_range", (0.0, 1.0)))
+        )  # type: ignore[arg-type]
         y["ret"] = np.nan_to_num(t_scaler.transform(y_raw)).astype(np.float32)
     elif cfg.kind != "weights":
         y["ret"] = np.nan_to_num(y_raw).astype(np.float32)

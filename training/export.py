@@ -22,7 +22,15 @@ import agent
 from training.datasets import window_batch
 from training.train import TrainedModel
 
-__all__ = ["PARITY_TOL", "REQUIRED_KEYS", "ExportError", "export_model", "metadata_for", "parity_check", "write_card"]
+__all__ = [
+    "PARITY_TOL",
+    "REQUIRED_KEYS",
+    "ExportError",
+    "export_model",
+    "metadata_for",
+    "parity_check",
+    "write_card",
+]
 
 PARITY_TOL = 1e-5
 OPSET = 17
@@ -57,7 +65,11 @@ class ExportError(RuntimeError):
 
 
 def _outputs(kind: str) -> list[str]:
-    return {"returns": ["returns"], "rebalance_returns": ["rebalance_prob", "returns"], "weights": ["weights"]}[kind]
+    return {
+        "returns": ["returns"],
+        "rebalance_returns": ["rebalance_prob", "returns"],
+        "weights": ["weights"],
+    }[kind]
 
 
 def _units(tm: TrainedModel) -> tuple[str, dict[str, Any]]:
@@ -133,7 +145,9 @@ def _to_onnx_bytes(model: torch.nn.Module, example: torch.Tensor, outputs: list[
     buf = io.BytesIO()
     axes = {"x": {0: "batch"}, **{o: {0: "batch"} for o in outputs}}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter warns about RNN batch sizes: we pass h0 explicitly
+        warnings.simplefilter(
+            "ignore"
+        )  # the legacy exporter warns about RNN batch sizes: we pass h0 explicitly
         torch.onnx.export(
             model,
             (example,),
@@ -168,7 +182,9 @@ def parity_check(model: torch.nn.Module, onnx_bytes: bytes, windows: np.ndarray)
             raise ExportError(f"onnx graph has {len(got)} outputs, torch {len(refs)}")
         for r, g in zip(refs, got, strict=True):
             if r.shape != g.shape:
-                raise ExportError(f"output shape differs at batch {bsz}: torch {tuple(r.shape)} vs onnx {g.shape}")
+                raise ExportError(
+                    f"output shape differs at batch {bsz}: torch {tuple(r.shape)} vs onnx {g.shape}"
+                )
             worst = max(worst, float(np.max(np.abs(r.numpy() - g))))
     if not np.isfinite(worst) or worst > PARITY_TOL:
         raise ExportError(f"torch vs onnxruntime max |diff| {worst:.3g} > {PARITY_TOL}: model not written")
@@ -185,7 +201,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def export_model(tm: TrainedModel, out_dir: Path, *, cadence: str = "yearly", model_id: str | None = None) -> Path:
+def export_model(
+    tm: TrainedModel, out_dir: Path, *, cadence: str = "yearly", model_id: str | None = None
+) -> Path:
     """Export, attach metadata, gate on parity (held-out windows, batch 1 and 5), then write atomically."""
     import onnx
 

@@ -13,7 +13,11 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def bce_mse(
-    logit: torch.Tensor, label: torch.Tensor, ret_pred: torch.Tensor, ret_true: torch.Tensor, bce_weight: float = 1.0
+    logit: torch.Tensor,
+    label: torch.Tensor,
+    ret_pred: torch.Tensor,
+    ret_true: torch.Tensor,
+    bce_weight: float = 1.0,
 ) -> torch.Tensor:
     """Study 000: binary cross-entropy on the rebalance signal + MSE on the returns (on logits: stable)."""
     return bce_weight * F.binary_cross_entropy_with_logits(logit, label) + F.mse_loss(ret_pred, ret_true)

@@ -17,7 +17,9 @@ class LSTMForecaster(nn.Module):
     def __init__(self, n_inputs: int, n_outputs: int, units: int = 64, layers: int = 1, dropout: float = 0.2):
         super().__init__()
         self.layers, self.units = layers, units
-        self.lstm = nn.LSTM(n_inputs, units, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            n_inputs, units, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(units, n_outputs)
 

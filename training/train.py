@@ -72,7 +72,9 @@ def _loss(model: torch.nn.Module, ds: Dataset, ends: np.ndarray, reb_key: str = 
     if cfg.kind == "rebalance_returns":
         logit, ret = model.logits(x)  # type: ignore[operator]
         lab = torch.from_numpy(ds.y[reb_key][ends].astype(np.float32))
-        return bce_mse(logit, lab, ret, torch.from_numpy(ds.y["ret"][ends]), float(cfg.loss.get("bce_weight", 1.0)))
+        return bce_mse(
+            logit, lab, ret, torch.from_numpy(ds.y["ret"][ends]), float(cfg.loss.get("bce_weight", 1.0))
+        )
     w = model(x)
     nxt = torch.from_numpy(ds.y["next"][ends].astype(np.float32))
     return drawdown_loss(w, nxt, float(cfg.loss.get("lam", 20.0)), float(cfg.loss.get("cost", 0.001)))
@@ -115,7 +117,9 @@ def fit(
             opt.zero_grad()
             loss = _loss(model, ds, b, reb_key)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc or ds.cfg.profile}: non-finite training loss at epoch {epoch + 1}")
+                raise FloatingPointError(
+                    f"{desc or ds.cfg.profile}: non-finite training loss at epoch {epoch + 1}"
+                )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
@@ -128,7 +132,9 @@ def fit(
         history.append(rec)
         bar.set_postfix(train=f"{rec['train_loss']:.5f}", val=f"{vl:.5f}")
         if verbose:
-            tqdm.write(f"  {desc or ds.cfg.profile} epoch {epoch + 1:3d} train {rec['train_loss']:.6f} val {vl:.6f}")
+            tqdm.write(
+                f"  {desc or ds.cfg.profile} epoch {epoch + 1:3d} train {rec['train_loss']:.6f} val {vl:.6f}"
+            )
         if vl < best - 1e-9:
             best, best_epoch, best_state, bad = vl, epoch + 1, copy.deepcopy(model.state_dict()), 0
         else:
@@ -203,7 +209,9 @@ def evaluate(model: torch.nn.Module, ds: Dataset, idx: np.ndarray | None = None)
             accuracy_next_week=_acc(prob, lab),
             base_rate=br,
             majority_accuracy=max(br, 1 - br),
-            persistence_accuracy=float(np.nanmean(np.where(np.isfinite(same), (same >= 0.5) == (lab >= 0.5), np.nan))),
+            persistence_accuracy=float(
+                np.nanmean(np.where(np.isfinite(same), (same >= 0.5) == (lab >= 0.5), np.nan))
+            ),
             brier=float(np.mean((prob - lab) ** 2)),
         )
     return m
@@ -286,7 +294,9 @@ def train_one(
     return TrainedModel(model, ds, res, metrics)
 
 
-def retrain_dates(index: pd.DatetimeIndex, cfg: ProfileConfig, cadence: str, start: str | None = None) -> list[pd.Timestamp]:
+def retrain_dates(
+    index: pd.DatetimeIndex, cfg: ProfileConfig, cadence: str, start: str | None = None
+) -> list[pd.Timestamp]:
     """train_end dates: 'yearly' = last session of each configured year that has a following session (the
     model is used in the next year); 'every-N' = the session before each block of N sessions from `start`."""
     index = pd.DatetimeIndex(index)
@@ -333,7 +343,11 @@ def build_profile(
         path = export_model(tm, out_dir, cadence=cadence)
         write_card(tm, path, cadence=cadence)
         v = tm.metrics["val"]
-        brief = {k: round(v[k], 6) for k in ("mse", "mse_zero", "r2_vs_zero", "accuracy_next_week", "sharpe_ann") if k in v}
+        brief = {
+            k: round(v[k], 6)
+            for k in ("mse", "mse_zero", "r2_vs_zero", "accuracy_next_week", "sharpe_ann")
+            if k in v
+        }
         print(f"[{cfg.profile}] wrote {path.name} in {time.perf_counter() - t0:.1f}s val {brief}", flush=True)
         paths.append(path)
     return paths

@@ -10,10 +10,16 @@ from typing import Any
 
 __all__ = ["SEARCH_SPACE", "tune"]
 
-SEARCH_SPACE: dict[str, Any] = {"units": [32, 64, 96, 128], "dropout": (0.1, 0.5, 0.1), "lr": [1e-4, 1e-3, 1e-2]}
+SEARCH_SPACE: dict[str, Any] = {
+    "units": [32, 64, 96, 128],
+    "dropout": (0.1, 0.5, 0.1),
+    "lr": [1e-4, 1e-3, 1e-2],
+}
 
 
-def tune(profile: str, trials: int = 20, train_end: str | None = None, seed: int = 7, max_epochs: int | None = None) -> dict[str, Any]:
+def tune(
+    profile: str, trials: int = 20, train_end: str | None = None, seed: int = 7, max_epochs: int | None = None
+) -> dict[str, Any]:
     import optuna
 
     from training.datasets import load_config, load_prices, make_dataset
