@@ -165,9 +165,9 @@ def run_backtest(
 
     ctx = EngineContext.create(settings, store)
     hist = frame.loc[: pd.Timestamp(start), list(tickers)].dropna(how="any")
-    if len(hist) < ctx.lookback:
+    if len(hist) < ctx.min_history:
         raise DataError(
-            f"window too short for the lookback: decisions from {start} need {ctx.lookback} sessions of prices "
+            f"window too short for the lookback: decisions from {start} need {ctx.min_history} sessions of prices "
             f"for every ticker before them, the data has {len(hist)} (from {first})",
             hint="start the replay later or lower risk.fit_window / risk.min_observations",
         )

@@ -23,21 +23,36 @@ if TYPE_CHECKING:
     from agent.data.store import PriceStore
     from agent.settings import Settings
 
-__all__ = ["EngineContext", "check_models", "decide", "decision_without_timings", "required_history"]
+__all__ = [
+    "EngineContext",
+    "check_models",
+    "decide",
+    "decision_without_timings",
+    "minimum_history",
+    "required_history",
+]
 
 _OPTIMIZED = {"max_sharpe", "min_variance", "mean_variance", "target_volatility"}
 _FULL_COV_MAX_N = 100  # DESIGN.md invariant 8: the full Σ goes into the record up to 100 names
 
 
 def required_history(settings: Settings, model_lookback: int = 0) -> int:
-    """Sessions of prices a decision needs: the longest window any stage looks back over, plus margin."""
+    """Sessions of prices a decision reads: the longest window any stage looks back over, plus margin."""
     r = settings.risk
-    need = max(r.corr_window, r.sample_window, r.min_observations, 60) + 1
+    need = max(r.corr_window, r.sample_window, r.min_observations, model_lookback, 60) + 1
     if r.method == "garch":
         need = max(need, r.fit_window + r.refit_every + 2)  # a refit block's fit window stays complete
     if settings.allocation.expected_returns == "historical" or settings.allocation.method == "static_mvo":
         need = max(need, settings.allocation.mvo_window + 1)
-    return need + model_lookback + 5
+    return need + 5
+
+
+def minimum_history(settings: Settings, model_lookback: int = 0) -> int:
+    """Sessions a first decision cannot do without: the model's input window, and enough returns for the
+    covariance to mean something (GARCH needs `min_observations`, else it falls back to EWMA, recorded)."""
+    r = settings.risk
+    risk_min = r.min_observations if r.method == "garch" else min(r.corr_window, 60)
+    return max(model_lookback, risk_min, 30) + 1
 
 
 @dataclass
@@ -56,6 +71,7 @@ class EngineContext:
     optimizer: Any = None
     groups: dict[str, list[int]] = field(default_factory=dict)
     lookback: int = 0
+    min_history: int = 0
     config_digest: str = ""
     static_weights_: np.ndarray | None = None
     static_fit_: dict[str, Any] | None = None
@@ -103,6 +119,7 @@ class EngineContext:
             optimizer=optimizer,
             groups=groups,
             lookback=required_history(settings, model_lookback),
+            min_history=minimum_history(settings, model_lookback),
             config_digest=settings.strategy_digest(),
         )
 
