@@ -281,6 +281,12 @@ def run_backtest(
             asset_returns=asset_ret,
             portfolio_points=points,
             meta=meta,
+            windows=detail["named_windows"] or None,
+            kfold=detail["kfold"],
+            alphas={"strategy vs equal_weight": detail["alpha_vs_equal_weight"]}
+            if detail["alpha_vs_equal_weight"]
+            else None,
+            rolling_window=settings.backtest.rolling_window,
         )
         files.append(Path(rpath).name)
     total_s = time.perf_counter() - t_all
