@@ -155,9 +155,12 @@ def run_backtest(
     complete = window.notna().all(axis=1)
     if not complete.any():
         raise DataError(f"no session in {start}..{end} has prices for every ticker")
-    first_full = window.index[complete.to_numpy().argmax()]
-    sessions = window.loc[first_full:].index
-    start = sessions[0].date()
+    # the replay runs where every ticker has a price: a store shared with other universes can extend past it
+    full = complete.to_numpy()
+    first_full = window.index[full.argmax()]
+    last_full = window.index[len(full) - 1 - full[::-1].argmax()]
+    sessions = window.loc[first_full:last_full].index
+    start, end = sessions[0].date(), sessions[-1].date()
     dates = schedule(settings.schedule.frequency, start, end, every_n=settings.schedule.every_n)
     dates = [d for d in pd.DatetimeIndex(dates) if d in sessions]
     if not dates:

@@ -184,3 +184,18 @@ def test_drawdown_stop_reenters_after_its_cooldown(isolated_env: Path, sector_pr
     assert back - stop_i == 2  # weekly decisions: 5 + 5 of 10 sessions served, then re-entry
     assert sum(recs[back]["targets"][t] for t in recs[back]["tickers"]) > 0.99  # invested again
     assert recs[-1]["stop_after"]["status"] == "armed"
+
+
+def test_window_stops_where_the_universe_has_prices(isolated_env: Path, sector_prices: pd.DataFrame) -> None:
+    """A store shared with a longer file: the replay ends at the universe's last full session, NAV stays sane."""
+    from agent.data.calendar import sessions
+
+    extra = pd.DataFrame(
+        {"ZZZ": np.linspace(10.0, 11.0, 40)}, index=sessions("2025-07-01", "2025-09-30")[:40]
+    )
+    both = pd.concat([sector_prices, extra], axis=0).sort_index()
+    res = _run("equal-weight", both, "2025-01-01", "2025-12-31", isolated_env / "tail")
+    nav = pd.read_csv(res.out_dir / "nav.csv", index_col="date", parse_dates=True)
+    assert nav.index[-1] == pd.Timestamp("2025-06-30")
+    assert res.end == dt.date(2025, 6, 30)
+    assert (nav > 0.5).all().all()
