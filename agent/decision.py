@@ -189,8 +189,16 @@ def _plain(o: Any) -> Any:
 
 
 def canonical_json(obj: Any) -> str:
-    """Sorted keys, no whitespace, NaN/inf as null: the form that is hashed and written."""
-    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Sorted keys, no whitespace, NaN/inf as null: the form that is hashed and written.
+
+    Plain data (the usual case) is encoded directly; numpy values, dates or non-finite floats make json raise,
+    and only then is the object normalized first. Both paths give the same bytes for plain data."""
+    try:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(
+            _plain(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
 
 
 def digest(obj: Any) -> str:

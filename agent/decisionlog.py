@@ -29,7 +29,17 @@ from agent.errors import LedgerError, UsageError
 if TYPE_CHECKING:
     from agent.ledger import Ledger
 
-__all__ = ["ENTRY_KEYS", "ZERO_HASH", "DecisionLog", "SyncResult", "VerifyResult", "entry_hash", "make_entry"]
+__all__ = [
+    "ENTRY_KEYS",
+    "ZERO_HASH",
+    "DecisionLog",
+    "SyncResult",
+    "VerifyResult",
+    "chained_entry",
+    "entry_hash",
+    "entry_json",
+    "make_entry",
+]
 
 ZERO_HASH = "0" * 64
 ENTRY_KEYS = frozenset({"seq", "run_id", "slot", "asof", "profile", "prev_hash", "record", "hash"})
@@ -64,6 +74,58 @@ def make_entry(
     }
     entry["hash"] = entry_hash(entry)
     return entry
+
+
+def _jstr(v: object) -> str:
+    return json.dumps(str(v), ensure_ascii=False)
+
+
+def entry_json(
+    *,
+    seq: int,
+    run_id: int,
+    slot: str,
+    asof: dt.date | str,
+    profile: str,
+    prev_hash: str,
+    record_json: str,
+    hash: str | None = None,
+) -> str:
+    """The canonical JSON of an entry, assembled around the record's canonical JSON without re-encoding it.
+
+    Byte-identical to `canonical_json(make_entry(...))` (keys in sorted order, no whitespace); it exists because
+    a record holds the full covariance and re-walking it several times per run dominated replay time."""
+    a = asof.isoformat() if isinstance(asof, dt.date) else str(asof)
+    parts = [f'"asof":{_jstr(a)}']
+    if hash is not None:
+        parts.append(f'"hash":{_jstr(hash)}')
+    parts += [
+        f'"prev_hash":{_jstr(prev_hash)}',
+        f'"profile":{_jstr(profile)}',
+        f'"record":{record_json}',
+        f'"run_id":{int(run_id)}',
+        f'"seq":{int(seq)}',
+        f'"slot":{_jstr(slot)}',
+    ]
+    return "{" + ",".join(parts) + "}"
+
+
+def chained_entry(
+    *, seq: int, run_id: int, slot: str, asof: dt.date | str, profile: str, prev_hash: str, record_json: str
+) -> tuple[str, str]:
+    """(the entry's JSON line without newline, its hash): the fast form of `make_entry` for a canonical record."""
+    import hashlib
+
+    kw = {
+        "seq": seq,
+        "run_id": run_id,
+        "slot": slot,
+        "asof": asof,
+        "profile": profile,
+        "prev_hash": prev_hash,
+    }
+    h = hashlib.sha256(entry_json(**kw, record_json=record_json).encode("utf-8")).hexdigest()
+    return entry_json(**kw, record_json=record_json, hash=h), h
 
 
 def _line(entry: dict[str, Any]) -> bytes:
@@ -259,13 +321,21 @@ class DecisionLog:
         chunks: list[bytes] = []
         prev = last
         for run in ledger.runs(after=n, with_decision=True):
-            entry = _entry_from_run(run, prev)
-            if entry["hash"] != run["record_hash"]:
+            line, h = chained_entry(
+                seq=run["run_id"],
+                run_id=run["run_id"],
+                slot=run["slot"],
+                asof=run["asof"],
+                profile=run["profile"],
+                prev_hash=prev,
+                record_json=run["decision_json"],
+            )
+            if h != run["record_hash"]:
                 raise LedgerError(
                     f"ledger run {run['run_id']}: its decision JSON does not match its record hash"
                 )
-            chunks.append(_line(entry))
-            prev = entry["hash"]
+            chunks.append((line + "\n").encode("utf-8"))
+            prev = h
         self._write(b"".join(chunks))
         self._remember(n + len(chunks), prev)
         return SyncResult(appended=len(chunks), n_records=n + len(chunks), truncated_bytes=cut)

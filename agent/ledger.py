@@ -417,7 +417,7 @@ class Ledger:
         """
         from agent import __version__
         from agent.decision import canonical_json
-        from agent.decisionlog import make_entry
+        from agent.decisionlog import chained_entry
 
         slot = str(slot)
         if decision.profile != self.profile:
@@ -445,15 +445,16 @@ class Ledger:
                 exec_iso = self._check_exec_date(asof, exec_date)
                 targets = self._check_targets(decision)
             record_json = canonical_json(decision.record)
-            entry = make_entry(
+            _, chained = chained_entry(
                 seq=run_id,
                 run_id=run_id,
                 slot=slot,
                 asof=asof,
                 profile=self.profile,
                 prev_hash=prev_hash,
-                record=json.loads(record_json),
+                record_json=record_json,
             )
+            entry = {"hash": chained}
             if record_hash is not None and record_hash != entry["hash"]:
                 raise LedgerError(
                     f"record_hash {record_hash[:12]}… does not match the chained hash {entry['hash'][:12]}…"

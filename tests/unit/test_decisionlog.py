@@ -311,3 +311,25 @@ def test_empty_log(tmp_path: Path) -> None:
     log = DecisionLog(tmp_path / "none.jsonl")
     assert list(log.records()) == [] and log.verify().ok and log.verify().n_records == 0
     assert log.repair() == 0
+
+
+def test_fast_entry_json_is_byte_identical_to_the_canonical_entry() -> None:
+    """The string-assembled entry (used on the hot path) equals canonical_json(make_entry(...)) exactly."""
+    import datetime as _dt
+
+    from agent.decision import canonical_json
+    from agent.decisionlog import chained_entry, make_entry
+
+    record = {"z": [1.5, None, {"é": "ü"}], "a": {"cov": {"X": {"X": 1e-4}}}, "n": 3, "ok": True}
+    kw = {
+        "seq": 7,
+        "run_id": 7,
+        "slot": "2024-01-05",
+        "asof": _dt.date(2024, 1, 5),
+        "profile": "démo",
+        "prev_hash": "ab" * 32,
+    }
+    slow = make_entry(**kw, record=record)
+    line, h = chained_entry(**kw, record_json=canonical_json(record))
+    assert h == slow["hash"]
+    assert line == canonical_json(slow)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -62,3 +64,20 @@ def test_cash_never_negative_and_value_conserved(w: list[float], bps: float, cas
     cash = 110.0 - cost - new.sum()
     assert cash >= -1e-9
     assert cost >= 0 and np.all(new >= 0)
+
+
+def test_canonical_json_fast_and_slow_paths_agree() -> None:
+    import datetime as dt
+
+    from agent.decision import _plain, canonical_json
+
+    plain = {"b": [1, 2.5, None, True], "a": {"x": 1e-4, "é": "ü"}, 3: (1, 2)}
+    slow = json.dumps(_plain(plain), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(plain) == slow
+    mixed = {
+        "n": np.float64(np.nan),
+        "i": np.int64(3),
+        "d": dt.date(2024, 1, 2),
+        "w": np.array([0.5, np.inf]),
+    }
+    assert canonical_json(mixed) == '{"d":"2024-01-02","i":3,"n":null,"w":[0.5,null]}'
