@@ -136,6 +136,7 @@ def run_backtest(
 ) -> BacktestResult:
     import pandas as pd
 
+    from agent.atomic import atomic_write_text
     from agent.data.calendar import schedule
     from agent.decisionlog import DecisionLog
     from agent.engine import EngineContext, check_models
@@ -232,7 +233,9 @@ def run_backtest(
     _write_csv(weights_df, out_dir / "weights.csv")
     trades = fills.copy()
     _write_csv(trades, out_dir / "trades.csv", index=False)
-    (out_dir / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(
+        out_dir / "metrics.json", json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n"
+    )
     detail = {
         "per_year": {c: M.per_period_metrics(navs[c]) for c in navs.columns},
         "kfold": {c: M.kfold_metrics(navs[c], k=settings.backtest.kfolds) for c in navs.columns},
@@ -298,7 +301,7 @@ def run_backtest(
         "total_s": total_s,
         **{f"{k}_ms": v for k, v in sorted(stage_ms.items())},
     }
-    (out_dir / "timings.json").write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out_dir / "timings.json", json.dumps(timings, indent=2, sort_keys=True) + "\n")
     ledger.close()
     return BacktestResult(out_dir, start, end, len(dates), metrics, timings, files)
 
@@ -312,9 +315,9 @@ def _progress(items: list[Any], enabled: bool, label: str) -> Any:
 
 
 def _write_csv(df: pd.DataFrame, path: Path, index: bool = True) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    df.to_csv(tmp, index=index, float_format="%.12g", lineterminator="\n")
-    tmp.replace(path)
+    from agent.atomic import atomic_write_text
+
+    atomic_write_text(path, df.to_csv(index=index, float_format="%.12g", lineterminator="\n"))
 
 
 def _jsonable(o: Any) -> Any:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.atomic import fsync_dir
 from agent.errors import LedgerError, UsageError
 
 if TYPE_CHECKING:
@@ -280,7 +281,7 @@ class DecisionLog:
         finally:
             os.close(fd)
         if new and self.durable:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
     def append(self, entry: dict[str, Any]) -> None:
         """Append one record; it must continue the chain (seq = n + 1, prev_hash = last hash, valid hash)."""
@@ -410,16 +411,3 @@ def _entry_from_run(run: dict[str, Any], prev_hash: str) -> dict[str, Any]:
         prev_hash=prev_hash,
         record=json.loads(run["decision_json"]),
     )
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pandas is imported lazily: the CLI may import this module for summary_table at start-up
     import pandas as pd
+
+from agent.atomic import atomic_write_bytes
 
 __all__ = ["PLOT_FILES", "format_metric", "summary_table", "write_report"]
 
@@ -314,21 +314,6 @@ _CONVENTIONS = (
 
 
 # ------------------------------------------------------------------------------------------------------ writing
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename: a reader never sees a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp creates 0600; reports are meant to be read
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _default_points(navs: pd.DataFrame) -> dict[str, tuple[float, float]]:
     from agent.metrics import risk_return_point
 
@@ -384,7 +369,7 @@ def write_report(
     images: dict[str, bytes] = {}
     for fname, render in renderers.items():
         images[fname] = render()
-        _atomic_write(out_dir / fname, images[fname])
+        atomic_write_bytes(out_dir / fname, images[fname])
 
     header = {k: v for k, v in meta.items() if k not in ("deviations", "notes")}
     title = f"Backtest report: {meta.get('profile', 'strategy')}"
@@ -441,7 +426,7 @@ def write_report(
         + "\n</body></html>\n"
     )
     path = out_dir / "report.html"
-    _atomic_write(path, doc.encode("utf-8"))
+    atomic_write_bytes(path, doc.encode("utf-8"))
     return path
 
 

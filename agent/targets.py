@@ -8,45 +8,14 @@ torn file and a crash leaves the old file or the new one. The content is derived
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_text", "read_latest", "targets_payload", "write_targets"]
+from agent.atomic import atomic_write_text
 
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """temp + fsync + rename + fsync(dir): readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
+__all__ = ["read_latest", "targets_payload", "write_targets"]
 
 
 def targets_payload(run: dict[str, Any]) -> dict[str, Any]:

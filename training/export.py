@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import agent
+from agent.forecast import REQUIRED_KEYS  # the one list of metadata keys, checked again on load
 from training.datasets import window_batch
 from training.train import TrainedModel
 
@@ -33,31 +34,9 @@ __all__ = [
 ]
 
 PARITY_TOL = 1e-5
+
 OPSET = 17
 SCHEMA = "1"
-REQUIRED_KEYS = (
-    "schema_version",
-    "model_id",
-    "profile",
-    "kind",
-    "outputs",
-    "output_units",
-    "target",
-    "horizon",
-    "tickers",
-    "feature_spec",
-    "input_scaler",
-    "target_scaler",
-    "train_start",
-    "train_end",
-    "valid_from",
-    "metrics",
-    "config",
-    "data_file",
-    "data_sha256",
-    "code_version",
-    "git_commit",
-)
 
 
 class ExportError(RuntimeError):
