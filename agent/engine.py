@@ -73,6 +73,7 @@ class EngineContext:
     lookback: int = 0
     min_history: int = 0
     config_digest: str = ""
+    replay_garch_params: dict[str, dict[str, Any]] | None = None  # audit replay: recorded GARCH parameters
     static_weights_: np.ndarray | None = None
     static_fit_: dict[str, Any] | None = None
 
@@ -281,7 +282,7 @@ def decide(asof: dt.date, state: PortfolioState, settings: Settings, ctx: Engine
 
     # 3. Covariance (daily, averaged over the holding period).
     with timer.stage("covariance"):
-        est = ctx.cov_estimator.estimate(returns, asof)
+        est = ctx.cov_estimator.estimate(returns, asof, fixed_params=ctx.replay_garch_params)
         cov = np.asarray(est.cov, dtype=float)
         risk_rec: dict[str, Any] = {
             "method": est.method,

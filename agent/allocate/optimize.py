@@ -476,7 +476,9 @@ class Optimizer:
             if not self.rebuild:
                 for key, p in prog.params.items():
                     p.value = values[key]
-            prog.problem.solve(solver=self.solver)
+            # warm_start=False: an updated solver reuses the first problem's equilibration, which makes a
+            # solution depend on the solve history at ~1e-8 (audit replay and backtest = daemon need none)
+            prog.problem.solve(solver=self.solver, warm_start=False)
             self.last_solver_stats = prog.problem.solver_stats
         except Exception as e:  # solver errors, numerical trouble: record and fall back
             return None, "error", f"solver_failed: {type(e).__name__}", None

@@ -329,6 +329,11 @@ def _replay(args: argparse.Namespace) -> int:
             )
         else:
             reg.models = pinned
+    risk = rec.get("risk") or {}
+    if risk.get("params"):
+        # GARCH parameters are recorded inputs (like the model): warm-started refits depend on the run's
+        # history at optimizer tolerance, so the replay filters with the recorded ones instead of re-fitting
+        ctx.replay_garch_params = risk["params"]
     opt = rec.get("optimizer") or {}
     state = _state_from_record(rec, asof, tickers, last_decision)
     if opt.get("method_used") == "static_mvo" and opt.get("fit_on") and opt["fit_on"] != asof.isoformat():

@@ -348,12 +348,20 @@ class CovarianceEstimator:
         self.n_refits = 0  # for diagnostics and tests
 
     # ----- public -----
-    def estimate(self, returns: pd.DataFrame, asof: Any) -> CovEstimate:
-        """Σ at `asof` from returns with dates ≤ asof (later rows, if any, are ignored)."""
-        with _one_blas_thread():
-            return self._estimate(returns, asof)
+    def estimate(
+        self, returns: pd.DataFrame, asof: Any, *, fixed_params: dict[str, dict[str, Any]] | None = None
+    ) -> CovEstimate:
+        """Σ at `asof` from returns with dates ≤ asof (later rows, if any, are ignored).
 
-    def _estimate(self, returns: pd.DataFrame, asof: Any) -> CovEstimate:
+        `fixed_params` (ticker -> `GarchParams.to_dict()`, as recorded in a decision) replaces estimation for
+        those tickers: audit replay recomputes a decision from its recorded parameters exactly, because warm-
+        started refits depend on the run's history at optimizer tolerance. The live cache is left alone."""
+        with _one_blas_thread():
+            return self._estimate(returns, asof, fixed_params)
+
+    def _estimate(
+        self, returns: pd.DataFrame, asof: Any, fixed_params: dict[str, dict[str, Any]] | None = None
+    ) -> CovEstimate:
         import time
 
         import pandas as pd
@@ -379,7 +387,7 @@ class CovarianceEstimator:
         params: dict[str, dict[str, Any]] = {}
         refit = False
         if method == "garch":
-            var, corr, fallbacks, params, refit = self._garch(x, dates)
+            var, corr, fallbacks, params, refit = self._garch(x, dates, fixed_params)
             n_fb = sum(1 for f in fallbacks if f["from"] == "garch")
             used = "garch" if n_fb == 0 else ("ewma" if n_fb == len(self.tickers) else "garch+ewma")
         else:
@@ -438,7 +446,7 @@ class CovarianceEstimator:
         return var
 
     def _garch(
-        self, x: np.ndarray, dates: np.ndarray
+        self, x: np.ndarray, dates: np.ndarray, fixed: dict[str, dict[str, Any]] | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]], dict[str, dict[str, Any]], bool]:
         st = self.settings
         n_rows = x.shape[0]
@@ -453,6 +461,10 @@ class CovarianceEstimator:
             fit_end = min(int(np.searchsorted(dates, anchor, side="left")), n_rows - 1)
         fit_start = max(0, fit_end + 1 - st.fit_window)
         cache = self._cache
+        if fixed is not None:  # recorded parameters (audit replay): no estimation, no cache update
+            return self._finish(
+                self._fit(x, dates, fit_start, fit_end, epochs_last, warm=None, fixed=fixed), x, True
+            )
         if cache is not None and cache.state_date > dates[-1]:
             # going back in time (audit replay of an old date): from scratch, cold, and keep the live cache
             return self._finish(self._fit(x, dates, fit_start, fit_end, epochs_last, warm=None), x, True)
@@ -483,8 +495,10 @@ class CovarianceEstimator:
         fit_end: int,
         epoch: int,
         warm: dict[int, GarchParams] | None,
+        fixed: dict[str, dict[str, Any]] | None = None,
     ) -> _GarchCache:
-        """Estimate every asset on rows fit_start..fit_end, then filter each to the last row."""
+        """Estimate every asset on rows fit_start..fit_end (or take its `fixed` parameters), then filter each
+        to the last row."""
         st = self.settings
         # Settings use arch's naming (garch_p = shock lags, garch_q = variance lags); this package's p is the
         # number of variance lags and q the number of shock lags (see agent/risk/garch.py).
@@ -496,8 +510,12 @@ class CovarianceEstimator:
         e = np.zeros((m, n))
         s = np.zeros((m, n))
         fit_date = dates[fit_end].astype(object)
-        self.n_refits += 1
+        if fixed is None:
+            self.n_refits += 1
         for i in range(n):
+            if fixed is not None and self.tickers[i] in fixed:
+                params[i] = GarchParams.from_dict(fixed[self.tickers[i]])
+                continue
             r = x[fit_start : fit_end + 1, i]
             rf = r[np.isfinite(r)]
             if rf.shape[0] < st.min_observations:

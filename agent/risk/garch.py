@@ -126,7 +126,27 @@ class GarchParams:
             "dist": self.dist,
             "mean": self.mean,
             "persistence": self.persistence,
+            "backcast": self.backcast,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GarchParams:
+        """Inverse of `to_dict` (JSON floats round-trip exactly): audit replay reuses recorded parameters."""
+        fitted = d.get("fitted_on")
+        return cls(
+            omega=float(d["omega"]),
+            alphas=tuple(float(a) for a in d["alphas"]),
+            betas=tuple(float(b) for b in d["betas"]),
+            mu=float(d.get("mu", 0.0)),
+            nu=None if d.get("nu") is None else float(d["nu"]),
+            loglik=math.nan if d.get("loglik") is None else float(d["loglik"]),
+            converged=bool(d.get("converged", True)),
+            n_obs=int(d.get("n_obs", 0)),
+            fitted_on=dt.date.fromisoformat(fitted) if fitted else None,
+            backcast=None if d.get("backcast") is None else float(d["backcast"]),
+            dist=d.get("dist", "normal"),
+            mean=d.get("mean", "constant"),
+        )
 
     def arch_vector(self) -> np.ndarray:
         """Parameters in `arch`'s order and percent units: [mu], omega, alphas, betas, [nu]."""

@@ -164,3 +164,60 @@ def test_audit_a_backtest_output_dir(book, tmp_path: Path) -> None:
     assert r.returncode == 0 and str(out / "ledger.sqlite") in r.stdout
     r = agent(env, "audit", "replay", "3", "--state-dir", str(out))
     assert r.returncode == 0 and "IDENTICAL" in r.stdout, r.stdout + r.stderr
+
+
+def test_replay_of_a_garch_decision_after_warm_started_refits_is_identical(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The default profile (ONNX + GARCH + max-Sharpe + overlays): a decision several refits into a replay is
+    recomputed exactly from its recorded inputs (GARCH parameters included), not just to tolerance."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_") or k.startswith("AGENT_SHARED")}
+    env.update({"AGENT_NO_PROGRESS": "1", "AGENT_DATA_DIR": str(tmp_path / "data")})
+    prices = str(shared_data / "sector_etfs_daily.csv")
+    out = tmp_path / "bt"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "backtest",
+            "--start",
+            "2021-06-01",
+            "--end",
+            "2022-03-31",
+            "--prices",
+            prices,
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "audit",
+            "replay",
+            "2022-03-25",
+            "--state-dir",
+            str(out),
+            "--prices",
+            prices,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "IDENTICAL" in r.stdout

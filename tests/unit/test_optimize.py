@@ -312,3 +312,18 @@ def test_every_optimizer_output_is_valid(case: dict) -> None:
             np.testing.assert_allclose(w, case["prev"], atol=1e-9)
         elif res.method_used == "cash":
             assert w.sum() == 0
+
+
+def test_a_solve_does_not_depend_on_the_solve_history() -> None:
+    """Audit replay solves once, the daemon after many solves: the same inputs must give the same weights."""
+    rng = np.random.default_rng(7)
+    n = 12
+    a = rng.normal(size=(400, n)) * 0.01
+    cov = np.cov(a, rowvar=False)
+    mu = rng.normal(size=n) * 3e-4 + 2e-4
+    kw = {"max_weight": 0.3, "cost_bps": 5.0, "costs_in_objective": True}
+    live = Optimizer("max_sharpe", n, **kw)
+    for k in range(8):
+        live.solve(mu * (1 + 0.3 * np.sin(k)), cov * (1 + 0.05 * k), np.full(n, 1 / n))
+    replayed = Optimizer("max_sharpe", n, **kw).solve(mu, cov, np.full(n, 1 / n))
+    np.testing.assert_array_equal(live.solve(mu, cov, np.full(n, 1 / n)).weights, replayed.weights)
