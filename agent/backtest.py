@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,7 +208,7 @@ def run_backtest(
     strat_runs = ledger.runs()
     fills = ledger.fills_frame()
     capital = settings.execution.initial_capital
-    turnover_s, costs_s = _strategy_turnover_costs(fills, ledger, capital)
+    turnover_s, costs_s = _strategy_turnover_costs(ledger, capital)
     extras: dict[str, dict[str, float]] = {
         "strategy": {
             "turnover": turnover_s,
@@ -344,16 +343,12 @@ def _risk_free(settings: Settings, index: pd.DatetimeIndex) -> Any:
     return 0.0
 
 
-def _strategy_turnover_costs(fills: pd.DataFrame, ledger: Any, capital: float) -> tuple[float, float]:
-    if fills is None or len(fills) == 0:
+def _strategy_turnover_costs(ledger: Any, capital: float) -> tuple[float, float]:
+    """Sum of one-way turnover per execution (traded / NAV before it) and costs as a fraction of capital."""
+    ex = ledger.executions_frame()
+    if len(ex) == 0:
         return 0.0, 0.0
-    navf = ledger.nav_frame()
-    costs = float(fills["cost"].sum())
-    turnover = 0.0
-    for d, g in fills.groupby("exec_date"):
-        pre = float(navf.loc[str(d), "nav"]) + float(g["cost"].sum()) if str(d) in navf.index else capital
-        turnover += float(g["notional"].abs().sum()) / pre
-    return turnover, costs / capital
+    return float(ex["turnover"].sum()), float(ex["cost"].sum()) / capital
 
 
 def _navs(
@@ -415,7 +410,3 @@ def _navs(
     navs.index.name = "date"
     navs.attrs["extras"] = extras
     return navs
-
-
-def copy_tree(src: Path, dst: Path) -> None:  # pragma: no cover - used by docs tooling
-    shutil.copytree(src, dst, dirs_exist_ok=True)
