@@ -10,7 +10,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "fsync_dir", "remove_stale_temps"]
 
 
 def fsync_dir(d: Path) -> None:
@@ -46,3 +46,17 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
 
 def atomic_write_text(path: Path | str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_stale_temps(directory: Path | str) -> list[Path]:
+    """Delete temp files a killed writer left in `directory` (`.<name>.<pid>.tmp`).
+
+    Only for directories written under the state-directory lock, where no other writer can be mid-write."""
+    removed = []
+    d = Path(directory)
+    if d.is_dir():
+        for p in d.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agent.atomic import atomic_write_text
+from agent.atomic import atomic_write_text, remove_stale_temps
 
 __all__ = ["read_latest", "targets_payload", "write_targets"]
 
@@ -78,6 +78,7 @@ def write_targets(
     crash-test hook).
     """
     targets_dir = Path(targets_dir)
+    remove_stale_temps(targets_dir)  # a writer killed mid-write (we hold the state-dir lock)
     payload = targets_payload(run)
     text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
     day = payload["asof"]

@@ -253,3 +253,27 @@ def test_service_units_carry_the_hardening(unit: str) -> None:
         assert "Type=notify" in text and "WatchdogSec=" in text and "Restart=on-failure" in text
     else:
         assert "Type=oneshot" in text and "agent run --once" in text
+
+
+def test_stale_temp_files_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
+    from agent.targets import write_targets
+
+    d = tmp_path / "targets"
+    d.mkdir()
+    stale = d / ".latest.json.99999.tmp"
+    stale.write_text("{torn")
+    run = {
+        "slot": "2024-06-07",
+        "asof": "2024-06-07",
+        "run_id": 1,
+        "status": "hold",
+        "reason": "x",
+        "exec_date": None,
+        "committed_at": "2024-06-07T21:00:00+00:00",
+        "profile": "p",
+        "record_hash": "0" * 64,
+        "decision_json": '{"targets": {"A": 0.5, "cash": 0.5}, "tickers": ["A"]}',
+    }
+    write_targets(d, run)
+    assert not stale.exists()
+    assert (d / "latest.json").exists()
