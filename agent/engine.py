@@ -95,7 +95,8 @@ class EngineContext:
                 why = "; ".join(f"{p.name}: {r}" for p, r in forecaster.registry.rejected[:2])
                 raise ModelError(
                     f"no usable model in {settings.profile_models_dir}" + (f" ({why})" if why else ""),
-                    hint="rebuild with `python -m training build --profile NAME`, or set forecast.model = 'none'",
+                    hint="point AGENT_MODELS_DIR (or paths.models_dir) at the exported_models folder, rebuild "
+                    "with `python -m training build --profile NAME`, or set forecast.model = 'none'",
                 )
             # daily price rows one input window depends on (weekly features need ~5 sessions per row)
             model_lookback = max(
