@@ -199,3 +199,20 @@ def test_window_stops_where_the_universe_has_prices(isolated_env: Path, sector_p
     assert nav.index[-1] == pd.Timestamp("2025-06-30")
     assert res.end == dt.date(2025, 6, 30)
     assert (nav > 0.5).all().all()
+
+
+def test_missing_models_is_one_line_exit_3(isolated_env: Path, sector_file: Path) -> None:
+    r = _agent(
+        "backtest",
+        "--replay",
+        "2021",
+        "--prices",
+        str(sector_file),
+        "--out",
+        str(isolated_env / "nm"),
+        cwd=isolated_env,
+        env={"AGENT_MODELS_DIR": str(isolated_env / "no-models")},
+    )
+    assert r.returncode == 3, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "no usable model" in err[0] and "AGENT_MODELS_DIR" in err[0]
