@@ -74,4 +74,6 @@ def _run(args: argparse.Namespace) -> int:
     print(summary_table(res.metrics))
     print(f"replay {res.timings['replay_s']:.2f} s, total {res.timings['total_s']:.2f} s")
     print(f"wrote {', '.join(res.files)} to {out}")
+    if "report.html" in res.files:
+        print(f"report: {(out / 'report.html').resolve()}")
     return 0
