@@ -72,9 +72,9 @@ def load_prices_for(settings: Settings, prices_file: str | Path | None) -> tuple
     it: incrementally from the file or the bundled demo set (offline), or from yfinance when tickers are
     missing (offline with an empty store: one line naming the offline options, exit 3).
     """
-    from agent.data.sources import FileSource, resolve_prices_file, source_from_settings
+    from agent.data.sources import FileSource, resolve_prices_file
     from agent.data.store import PriceStore
-    from agent.errors import OfflineError
+    from agent.data.sync import sync_store
 
     d = settings.data
     if prices_file is not None:
@@ -89,26 +89,14 @@ def load_prices_for(settings: Settings, prices_file: str | Path | None) -> tuple
             stale_sessions=d.stale_sessions,
         )
         return store, path.name
-    wanted = list(dict.fromkeys([*settings.universe.tickers, settings.universe.benchmark or ""]))
-    wanted = [t for t in wanted if t]
     store = PriceStore(settings.paths.data_dir)
-    source = source_from_settings(d)
-    have = set(store.tickers)
-    if d.source == "yfinance" and set(wanted) <= have:
-        return store, f"store {settings.paths.data_dir}"
-    try:
-        store.update(
-            source,
-            wanted,
-            start=d.start,
-            policy=d.on_invalid,
-            max_ffill=d.max_ffill,
-            max_jump=d.max_jump,
-            stale_sessions=d.stale_sessions,
+    synced = sync_store(store, settings, refresh_remote=False)
+    if synced.warning is not None:
+        from agent.logging import get_logger
+
+        get_logger("agent.backtest").warning(
+            "prices.update_failed", error=synced.warning, note="using cached prices"
         )
-    except OfflineError:
-        if not set(settings.universe.tickers) <= have:
-            raise
     label = {"file": f"{d.prices_file}", "demo": f"demo set {d.demo_set} (skfolio)"}.get(d.source, "yfinance")
     return store, f"{label} via store {settings.paths.data_dir}"
 

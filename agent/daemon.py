@@ -507,35 +507,21 @@ class AgentRunner:
         tickers, start and validation), so the daemon and the backtest read identical stores. A failed fetch
         with cached prices is a warning, not a failure: the run proceeds and `decide()` records a no_trade
         decision if the asof row is missing. An empty store and no source is a data error (exit 3)."""
-        from agent.data.sources import source_from_settings
-        from agent.errors import DataError, OfflineError
+        from agent.data.sync import sync_store
 
         d = self.settings.data
         store = self.store()
         log = _log()
-        u = self.settings.universe
-        wanted = [t for t in dict.fromkeys([*u.tickers, u.benchmark or ""]) if t]
         t0 = time.perf_counter()
-        source = source_from_settings(d)
-        try:
-            res = store.update(
-                source,
-                wanted,
-                start=d.start,
-                policy=d.on_invalid,
-                max_ffill=d.max_ffill,
-                max_jump=d.max_jump,
-                stale_sessions=d.stale_sessions,
-            )
-        except (OfflineError, DataError) as e:
-            if not set(u.tickers) <= set(store.tickers):
-                raise
-            log.warning("prices.update_failed", error=e.one_line(), note="proceeding with the cached prices")
-            return e.one_line()
+        out = sync_store(store, self.settings, refresh_remote=True)
+        if out.warning is not None:
+            log.warning("prices.update_failed", error=out.warning, note="proceeding with the cached prices")
+            return out.warning
+        res = out.update
         summary = res.summary() if hasattr(res, "summary") else str(res)
         log.info(
             "prices.updated",
-            source=getattr(source, "name", d.source),
+            source=d.source,
             summary=summary,
             ms=round((time.perf_counter() - t0) * 1e3, 1),
         )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pandas is imported lazily: the CLI may import this module f
     import pandas as pd
 
 from agent.atomic import atomic_write_bytes
+from agent.metrics import CONTRACT_KEYS
 
 __all__ = ["PLOT_FILES", "format_metric", "summary_table", "write_report"]
 
@@ -79,16 +80,7 @@ _LABELS: dict[str, str] = {
     "end": "End",
 }
 _TABLE_KEYS = (
-    "total_return",
-    "cagr",
-    "volatility",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "calmar",
-    "turnover",
-    "n_rebalances",
-    "costs",
+    *CONTRACT_KEYS,
     "psr",
     "dsr",
     "skew",
