@@ -9,7 +9,6 @@ The kill points use the test hook REBALANCE_AGENT_TEST_CRASH_AT=<point>[@<slot>]
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.agentproc import agent, agent_env, open_ledger
+
 pytestmark = [pytest.mark.shared_data]
 
 SLOTS = [
@@ -26,35 +27,6 @@ SLOTS = [
     "2020-02-14", "2020-02-21", "2020-02-28", "2020-03-06", "2020-03-13",
 ]  # fmt: skip
 POINTS = ["before_commit", "inside_commit", "after_commit", "before_targets", "mid_targets"]
-
-
-def agent_env(tmp: Path, shared: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "NOTIFY_SOCKET", "WATCHDOG_"))}
-    cfg = tmp / "agent.toml"
-    cfg.write_text(
-        f'profile = "equal-weight"\n[data]\nsource = "file"\nprices_file = "{shared / "sector_etfs_daily.csv"}"\n'
-    )
-    env.update(
-        AGENT_CONFIG=str(cfg),
-        AGENT_STATE_DIR=str(tmp / "state"),
-        AGENT_DATA_DIR=str(tmp / "data"),
-        AGENT_SHARED_DATA=str(shared),
-        AGENT_NO_PROGRESS="1",
-    )
-    env.update(extra)
-    return env
-
-
-def agent(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def open_ledger(state: Path):
-    from agent.daemon import open_existing_ledger
-
-    return open_existing_ledger(state / "ledger.sqlite")
 
 
 def run_count(state: Path) -> int:

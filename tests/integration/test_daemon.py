@@ -7,7 +7,6 @@ job; `--once` runs are compared fill by fill with `agent backtest` on the same d
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,41 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.agentproc import agent, agent_env, open_ledger
+
 pytestmark = [pytest.mark.shared_data]
 
 SLOTS = ["2020-01-10", "2020-01-17", "2020-01-24", "2020-01-31", "2020-02-07"]  # weekly (Friday) slots
-
-
-def agent_env(tmp: Path, shared: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "NOTIFY_SOCKET", "WATCHDOG_"))}
-    cfg = tmp / "agent.toml"
-    if not cfg.exists():
-        cfg.write_text(
-            'profile = "equal-weight"\n[data]\nsource = "file"\n'
-            f'prices_file = "{shared / "sector_etfs_daily.csv"}"\n'
-        )
-    env.update(
-        AGENT_CONFIG=str(cfg),
-        AGENT_STATE_DIR=str(tmp / "state"),
-        AGENT_DATA_DIR=str(tmp / "data"),
-        AGENT_SHARED_DATA=str(shared),
-        AGENT_LOG_LEVEL="INFO",
-        AGENT_NO_PROGRESS="1",
-    )
-    env.update(extra)
-    return env
-
-
-def agent(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def open_ledger(state: Path):
-    from agent.daemon import open_existing_ledger
-
-    return open_existing_ledger(state / "ledger.sqlite")
 
 
 def verify(state: Path):
