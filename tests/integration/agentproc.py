@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["agent", "agent_env", "open_ledger"]
+__all__ = ["agent", "agent_env", "open_ledger", "run_count"]
 
 
 def agent_env(tmp: Path, shared: Path, **extra: str) -> dict[str, str]:
@@ -42,3 +42,14 @@ def open_ledger(state: Path) -> Any:
     from agent.daemon import open_existing_ledger
 
     return open_existing_ledger(state / "ledger.sqlite")
+
+
+def run_count(state: Path) -> int:
+    """Committed runs in the state directory's ledger (0 before the first run)."""
+    if not (state / "ledger.sqlite").exists():
+        return 0
+    led = open_ledger(state)
+    try:
+        return led.run_count()
+    finally:
+        led.close()

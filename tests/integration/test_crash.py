@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.agentproc import agent, agent_env, open_ledger
+from tests.integration.agentproc import agent, agent_env, open_ledger, run_count
 
 pytestmark = [pytest.mark.shared_data]
 
@@ -27,16 +27,6 @@ SLOTS = [
     "2020-02-14", "2020-02-21", "2020-02-28", "2020-03-06", "2020-03-13",
 ]  # fmt: skip
 POINTS = ["before_commit", "inside_commit", "after_commit", "before_targets", "mid_targets"]
-
-
-def run_count(state: Path) -> int:
-    if not (state / "ledger.sqlite").exists():
-        return 0
-    led = open_ledger(state)
-    try:
-        return led.run_count()
-    finally:
-        led.close()
 
 
 def check_consistent(state: Path, slots: list[str]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.agentproc import agent, agent_env, open_ledger
+from tests.integration.agentproc import agent, agent_env, open_ledger, run_count
 
 pytestmark = [pytest.mark.shared_data]
 
@@ -142,7 +142,7 @@ def test_sigterm_during_a_run_lets_it_finish_and_the_daemon_speaks_sd_notify(
         while time.monotonic() < deadline and not (log.exists() and '"test.pause"' in log.read_text()):
             assert proc.poll() is None, proc.communicate()[1][-2000:]
             time.sleep(0.1)
-        assert run_count_of(state) == 0  # the first run is in flight, not committed yet
+        assert run_count(state) == 0  # the first run is in flight, not committed yet
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -169,16 +169,6 @@ def test_sigterm_during_a_run_lets_it_finish_and_the_daemon_speaks_sd_notify(
     assert any(m.startswith("STATUS=") and SLOTS[0] in m for m in msgs)
     assert msgs[-1] == "STOPPING=1"
     assert sum(m == "STOPPING=1" for m in msgs) >= 1 and not any(m.startswith("READY=1") for m in msgs[1:])
-
-
-def run_count_of(state: Path) -> int:
-    if not (state / "ledger.sqlite").exists():
-        return 0
-    led = open_ledger(state)
-    try:
-        return led.run_count()
-    finally:
-        led.close()
 
 
 def test_daemon_catch_up_policy_on_restart(tmp_path: Path, shared_data: Path) -> None:
