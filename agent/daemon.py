@@ -416,6 +416,9 @@ def open_existing_ledger(path: Path) -> Ledger | None:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                return None  # an empty file: a first run is creating the ledger right now (no runs yet)
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
         finally:
             con.close()

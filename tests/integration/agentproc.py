@@ -46,9 +46,9 @@ def open_ledger(state: Path) -> Any:
 
 def run_count(state: Path) -> int:
     """Committed runs in the state directory's ledger (0 before the first run)."""
-    if not (state / "ledger.sqlite").exists():
-        return 0
     led = open_ledger(state)
+    if led is None:  # no ledger yet, or one being created
+        return 0
     try:
         return led.run_count()
     finally:

@@ -277,3 +277,14 @@ def test_stale_temp_files_of_a_killed_writer_are_removed(tmp_path: Path) -> None
     write_targets(d, run)
     assert not stale.exists()
     assert (d / "latest.json").exists()
+
+
+def test_an_empty_ledger_file_being_created_reads_as_no_ledger(tmp_path: Path) -> None:
+    """`status` may look while a first run is creating the ledger: that is 'no runs yet', not a foreign file."""
+    import sqlite3
+
+    from agent.daemon import open_existing_ledger
+
+    p = tmp_path / "ledger.sqlite"
+    sqlite3.connect(p).close()  # the file exists, no schema yet
+    assert open_existing_ledger(p) is None
