@@ -88,6 +88,7 @@ def load_prices_for(settings: Settings, prices_file: str | Path | None) -> tuple
             max_jump=d.max_jump,
             stale_sessions=d.stale_sessions,
         )
+        _warn_repairs(store, path)
         return store, path.name
     store = PriceStore(settings.paths.data_dir)
     synced = sync_store(store, settings, refresh_remote=False)
@@ -99,6 +100,25 @@ def load_prices_for(settings: Settings, prices_file: str | Path | None) -> tuple
         )
     label = {"file": f"{d.prices_file}", "demo": f"demo set {d.demo_set} (skfolio)"}.get(d.source, "yfinance")
     return store, f"{label} via store {settings.paths.data_dir}"
+
+
+def _warn_repairs(store: PriceStore, path: Path) -> None:
+    """A `--prices` file is validated like an import: what was held out or repaired is said, never silent."""
+    rep = store.last_report or {}
+    held, filled, dropped = rep.get("n_held_out", 0), rep.get("n_filled", 0), rep.get("n_dropped_rows", 0)
+    if held or filled or dropped:
+        from agent.logging import get_logger
+
+        shown = ", ".join(f"{t} {d}" for t, d in (rep.get("held_out") or [])[:5])
+        get_logger("agent.backtest").warning(
+            "prices.repaired",
+            file=str(path),
+            held_out=held,
+            filled=filled,
+            dropped_rows=dropped,
+            first_held_out=shown or None,
+            note="not replayed as given: see the validation report",
+        )
 
 
 def _check_universe(frame: pd.DataFrame, settings: Settings, where: str) -> None:

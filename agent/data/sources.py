@@ -396,7 +396,7 @@ def read_price_file(path: str | os.PathLike[str]) -> pd.DataFrame:
                 )
             body[c] = coerced
     body = body.set_axis(dates, axis=0)
-    names = [str(c) for c in body.columns]
+    names = [str(c).strip() for c in body.columns]  # "XLK " is XLK (validation records the normalisation)
     # pandas silently renames a repeated CSV header "XLK" to "XLK.1": a ticker must not appear twice
     dupes = {n for n in names if names.count(n) > 1}
     for n in names:

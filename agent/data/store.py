@@ -39,6 +39,11 @@ _HISTORY = 20  # import/update records kept in provenance.json
 _READJUST_RTOL = 1e-6  # overlap values differing more than this mean the vendor re-adjusted history
 
 
+def _today() -> pd.Timestamp:
+    """Today's date where the exchange is (a price dated later than this cannot exist yet)."""
+    return pd.Timestamp.now(tz="America/New_York").tz_localize(None).normalize()
+
+
 def _utcnow() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -297,7 +302,7 @@ class PriceStore:
         old = self._current()
         if replace:
             old = old.drop(columns=[c for c in replace if c in old.columns])
-        merged, stats = _merge(old, new)
+        merged, stats = _merge(old, new, protect=report.filled)
         prov = self.provenance()
         now = _utcnow()
         per = prov.setdefault("tickers", {})
@@ -333,6 +338,23 @@ class PriceStore:
         self._write(merged, prov)
         return stats
 
+    def _prior(self, frame: pd.DataFrame, current: pd.DataFrame | None = None) -> dict[str, float]:
+        """Per ticker, the last stored price strictly before `frame`'s first date: the reference a jump in the
+        first new row is measured against (a one-row update has no other)."""
+        cur = self.load() if current is None else current
+        if len(frame.index) == 0 or len(cur.index) == 0:
+            return {}
+        first = frame.index.min()
+        before = cur.loc[cur.index < first]
+        out: dict[str, float] = {}
+        for c in frame.columns:
+            key = str(c).strip()
+            if key in before.columns:
+                s = before[key].dropna()
+                if len(s):
+                    out[key] = float(s.iloc[-1])
+        return out
+
     def import_frame(
         self,
         df: pd.DataFrame,
@@ -345,6 +367,8 @@ class PriceStore:
         (how many cells changed is in `report.merge`). Writes atomically; raises before writing if invalid."""
         frame = to_price_frame(df)
         if validate:
+            validation.setdefault("latest", _today())
+            validation.setdefault("prior", self._prior(frame))
             clean, report = validate_prices(frame, policy=policy, **validation)  # type: ignore[arg-type]
         else:
             clean = frame[~frame.index.duplicated(keep="last")].sort_index()
@@ -438,7 +462,10 @@ class PriceStore:
             fetched = fetched.drop(columns=empty)
         if fetched.shape[1] == 0:
             return res
-        clean, report = validate_prices(to_price_frame(fetched), policy=policy, **validation)  # type: ignore[arg-type]
+        fetched = to_price_frame(fetched)
+        validation.setdefault("latest", _today())
+        validation.setdefault("prior", self._prior(fetched, current.drop(columns=readjusted)))
+        clean, report = validate_prices(fetched, policy=policy, **validation)  # type: ignore[arg-type]
         with self._locked():
             stats = self._merge_and_write(
                 clean, getattr(source, "name", type(source).__name__), "update", report, readjusted
@@ -467,8 +494,13 @@ def _readjusted(current: pd.DataFrame, got: pd.DataFrame, tickers: Sequence[str]
     return out
 
 
-def _merge(old: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """New values win where present; old values fill the rest. Counts what changed."""
+def _merge(
+    old: pd.DataFrame, new: pd.DataFrame, protect: Sequence[tuple[str, str]] = ()
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """New values win where present; old values fill the rest. Counts what changed.
+
+    `protect` lists (ticker, date) cells of `new` that are repairs (forward-filled): a repair never overwrites a
+    good stored value, it only fills a cell the store does not have."""
     new = new.astype("float64")
     added = [c for c in new.columns if c not in old.columns]
     if old.shape[1] == 0 or len(old.index) == 0:
@@ -481,6 +513,14 @@ def _merge(old: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, dict[str
         o = old.reindex(index=index, columns=cols).to_numpy(dtype="float64")
         n = new.reindex(index=index, columns=cols).to_numpy(dtype="float64")
         have_n = ~np.isnan(n)
+        if protect:
+            pos_r = {d: i for i, d in enumerate(index.strftime("%Y-%m-%d"))}
+            pos_c = {c: i for i, c in enumerate(cols)}
+            rr = [pos_r[d] for t, d in protect if d in pos_r and t in pos_c]
+            cc = [pos_c[t] for t, d in protect if d in pos_r and t in pos_c]
+            repaired = np.zeros_like(have_n)
+            repaired[rr, cc] = True
+            have_n &= ~(repaired & ~np.isnan(o))  # the stored value stays
         both = have_n & ~np.isnan(o)
         with np.errstate(invalid="ignore"):
             diff = both & ~np.isclose(n, o, rtol=1e-12, atol=0.0)

@@ -40,9 +40,10 @@ def sync_store(store: PriceStore, settings: Settings, *, refresh_remote: bool) -
     wanted = store_tickers(settings)
     if d.source == "yfinance" and not refresh_remote and set(wanted) <= set(store.tickers):
         return SyncResult()
+    source = source_from_settings(d)  # a configured price file that is missing is an error, not a fallback
     try:
         res = store.update(
-            source_from_settings(d),
+            source,
             wanted,
             start=d.start,
             policy=d.on_invalid,

@@ -4,25 +4,32 @@
 keeps with the provenance. What is checked:
 
 * errors (blocking): non-numeric, non-finite or non-positive prices; duplicate or unsorted dates; dates that are
-  not NYSE sessions; gaps against the trading calendar inside a series (between its first and last valid price);
-  a ticker with no price at all.
+  not NYSE sessions; rows dated after `latest` (today, for the store); gaps against the trading calendar inside a
+  series (between its first and last valid price); a ticker with no price at all; a header with stray
+  whitespace (`"XLK "` is read as `XLK` and recorded, never a new ticker; two columns that strip to the same
+  ticker are refused).
+* `max_jump` (|one-day simple return| above it) is enforced on what cannot be real: a *spike* (one price that
+  jumps and comes straight back, a 1000x typo) and an *unconfirmed jump* (the last price jumps and nothing after
+  it confirms the level) are errors. A *level move* confirmed by the following prices is a warning: real crises
+  have them (XLE -20% on 2020-03-09, AIG -61% on 2008-09-15), and rejecting them would corrupt history.
+* a duplicate date with conflicting values is an error naming the date and the ticker under every policy.
 * warnings (not blocking by default): stale series (the same close `stale_sessions` times in a row) and
-  implausible one-day moves (|simple return| > `max_jump`). Real crises have big moves (XLE -20% on 2020-03-09,
-  several S&P 500 names beyond -50% in 2008), so a jump is reported, not rejected; pass
-  `fail_on_warnings=True` to make warnings blocking as well.
+  confirmed level moves; pass `fail_on_warnings=True` to make warnings blocking as well.
 
 Leading NaNs (before a ticker's first price: IPO or inception) and trailing NaNs (after its last) are not gaps.
 
 Policies: "fail" raises ValidationFailedError (one line: the first problems with ticker, date and kind) if any
 error is found. "ffill" repairs what can be repaired and records every repair: sorts, keeps the last of duplicate
 dates, drops non-session rows, turns non-numeric / non-finite / non-positive cells into gaps, adds missing
-session rows, and forward-fills gaps of at most `max_ffill` sessions (every filled cell is listed). A gap longer
+session rows, holds out spikes, unconfirmed jumps and future rows (listed in `held_out` / `dropped_rows`: never
+stored), and forward-fills gaps of at most `max_ffill` sessions (every filled cell is listed). A gap longer
 than `max_ffill` or an empty series cannot be repaired and raises ValidationFailedError under either policy.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +44,11 @@ Policy = Literal["fail", "ffill"]
 Severity = Literal["error", "warning"]
 
 ERROR_KINDS = (
+    "header_whitespace",
+    "future_date",
+    "conflicting_duplicate",
+    "spike",
+    "unconfirmed_jump",
     "non_numeric",
     "non_finite",
     "non_positive",
@@ -80,6 +92,7 @@ class ValidationReport:
     counts: dict[str, int] = field(default_factory=dict)
     filled: list[tuple[str, str]] = field(default_factory=list)  # (ticker, date) of every forward-filled cell
     dropped_rows: list[str] = field(default_factory=list)  # dates removed (duplicates, non-sessions)
+    held_out: list[tuple[str, str]] = field(default_factory=list)  # (ticker, date) of every held-out price
     fail_on_warnings: bool = False
     merge: dict[str, Any] = field(default_factory=dict)  # filled in by PriceStore.import_frame
 
@@ -129,6 +142,10 @@ class ValidationReport:
             lines.append(f"  forward-filled {len(self.filled)} cells")
         if self.dropped_rows:
             lines.append(f"  dropped {len(self.dropped_rows)} rows")
+        if self.held_out:
+            shown = ", ".join(f"{t} {d}" for t, d in self.held_out[:5])
+            more = f" (+{len(self.held_out) - 5} more)" if len(self.held_out) > 5 else ""
+            lines.append(f"  held out {len(self.held_out)} prices (not stored): {shown}{more}")
         order = {"error": 0, "warning": 1}
         for i in sorted(self.issues, key=lambda i: (i.repaired, order[i.severity]))[:limit]:
             tag = "repaired" if i.repaired else i.severity
@@ -158,12 +175,88 @@ class ValidationReport:
             "n_filled": len(self.filled),
             "dropped_rows": self.dropped_rows[:max_issues],
             "n_dropped_rows": len(self.dropped_rows),
+            "held_out": [list(x) for x in self.held_out[:max_issues]],
+            "n_held_out": len(self.held_out),
             "merge": self.merge,
         }
 
 
 def _iso(ts: Any) -> str:
     return pd.Timestamp(ts).strftime("%Y-%m-%d")
+
+
+def _check_headers(raw: list[str], cols: list[str], rep: ValidationReport) -> None:
+    """A header with stray whitespace (`"XLK "`) is the ticker without it, recorded; never a new ticker."""
+    if any(c == "" for c in cols):
+        raise DataError("price data has a column with an empty ticker name")
+    seen: dict[str, str] = {}
+    for r, c in zip(raw, cols, strict=True):
+        if c in seen:
+            raise DataError(f"price data has the ticker {c!r} twice (columns {seen[c]!r} and {r!r})")
+        seen[c] = r
+        if r != c:
+            rep._add(Issue("header_whitespace", c, None, detail=f"column {r!r} read as {c!r}", repaired=True))
+
+
+def _check_jumps(
+    x: np.ndarray,
+    vpos: np.ndarray,
+    ticker: str,
+    dates: pd.DatetimeIndex,
+    max_jump: float,
+    repair: bool,
+    rep: ValidationReport,
+    base: float | None,
+) -> np.ndarray:
+    """Classify each one-day move beyond `max_jump` and return the row positions to hold out.
+
+    * a spike (one price that jumps and comes straight back: a 1000x typo) is an error; under "ffill" the price
+      is held out (never stored) and reported;
+    * an unconfirmed jump (the last price of the data jumps: nothing after it says whether it is real) is the
+      same: an error, or held out until a later update confirms it;
+    * a level move confirmed by the next price (XLE -20% on 2020-03-09, AIG -61% on 2008-09-15) is a warning:
+      real crises have them, and the sessions after it agree with the new level.
+    `base` is the last stored price before this data (so a one-row update is checked too).
+    """
+    v = x[vpos]
+    off = 0
+    if base is not None and np.isfinite(base) and base > 0 and len(v):
+        v = np.concatenate(([float(base)], v))
+        off = 1
+    if len(v) < 2:
+        return np.zeros(0, dtype=int)
+    r = v[1:] / v[:-1] - 1.0
+    flagged = np.flatnonzero(np.abs(r) > max_jump) + 1  # index in v of the price after the move
+    held: list[int] = []
+    skip = -1
+    for k in flagged.tolist():
+        if k <= skip:
+            continue
+        row = int(vpos[k - off])
+        date = _iso(dates[row])
+        move = f"return {r[k - 1]:+.1%}"
+        if (
+            k + 1 < len(v)
+            and abs(v[k + 1] / v[k] - 1) > max_jump
+            and abs(v[k + 1] / v[k - 1] - 1) <= max_jump
+        ):
+            kind, detail = "spike", f"{move}, then back to {v[k + 1]:g} the next session"
+            skip = k + 1  # the move back belongs to the same spike
+        elif k == len(v) - 1:
+            kind, detail = (
+                "unconfirmed_jump",
+                f"{move} on the last price: nothing after it confirms the level",
+            )
+        else:
+            rep._add(Issue("jump", ticker, date, detail=move, severity="warning"))
+            continue
+        rep._add(
+            Issue(kind, ticker, date, detail=detail + (" (held out)" if repair else ""), repaired=repair)
+        )
+        if repair:
+            held.append(row)
+            rep.held_out.append((ticker, date))
+    return np.asarray(held, dtype=int)
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,18 +276,26 @@ def validate_prices(
     policy: Policy = "fail",
     fail_on_warnings: bool = False,
     calendar: str = "XNYS",
+    latest: Any = None,
+    prior: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Check (and under policy "ffill", repair) a wide price frame. Returns (clean frame, report).
 
     Raises ValidationFailedError (a DataError, exit code 3) when something blocking remains; the exception carries
     the report as `.report`.
+
+    `latest` (a date): rows after it are refused (the store passes today: a price from the future is an error,
+    or under "ffill" the row is dropped and reported). `prior` (ticker -> last stored price before the frame's
+    first row) lets a one-row update be checked for a jump against what is already stored.
     """
     if policy not in ("fail", "ffill"):
         raise DataError(f"unknown validation policy {policy!r} (fail or ffill)")
     repair = policy == "ffill"
-    rep = ValidationReport(policy=policy, rows_in=len(df), tickers=[str(c) for c in df.columns])
+    raw_cols = [str(c) for c in df.columns]
+    cols = [c.strip() for c in raw_cols]
+    rep = ValidationReport(policy=policy, rows_in=len(df), tickers=cols)
     rep.fail_on_warnings = fail_on_warnings
-    cols = rep.tickers
+    _check_headers(raw_cols, cols, rep)
 
     # --- dates -----------------------------------------------------------------------------------------------
     idx = df.index
@@ -240,9 +341,37 @@ def validate_prices(
                     "duplicate_date", None, _iso(d), detail="duplicate row (kept the last)", repaired=repair
                 )
             )
+        # equal dates: the values must agree (a missing value is taken from the other row); a conflict is an
+        # error under every policy, naming the date and the ticker (which of two vendors' prices is right?)
+        for p in np.flatnonzero(dup):
+            a, b = X[p], X[p + 1]
+            with np.errstate(invalid="ignore"):
+                clash = ~np.isnan(a) & ~np.isnan(b) & ~np.isclose(a, b, rtol=1e-9, atol=0.0)
+            for c in np.flatnonzero(clash):
+                rep._add(
+                    Issue(
+                        "conflicting_duplicate",
+                        cols[c],
+                        _iso(vals[p]),
+                        detail=f"{a[c]:g} and {b[c]:g} on the same date",
+                    )
+                )
+            X[p + 1] = np.where(np.isnan(b), a, b)
         rep.dropped_rows.extend(_iso(d) for d in vals[dup])
         keep = ~dup
         idx, X = idx[keep], X[keep]
+
+    # --- rows from the future ------------------------------------------------------------------------------------
+    if latest is not None and len(idx):
+        limit = pd.Timestamp(latest).normalize().as_unit("ns")
+        future = np.asarray(idx > limit)
+        if future.any():
+            for d in idx[future]:
+                rep._add(
+                    Issue("future_date", None, _iso(d), detail=f"after today {_iso(limit)}", repaired=repair)
+                )
+            rep.dropped_rows.extend(_iso(d) for d in idx[future])
+            idx, X = idx[~future], X[~future]
 
     # --- calendar ----------------------------------------------------------------------------------------------
     if calendar_check and len(idx):
@@ -291,14 +420,18 @@ def validate_prices(
         vpos = np.flatnonzero(valid)
         v = x[vpos]
         # implausible one-day moves, between consecutive valid prices (before any filling)
+        base = None if prior is None else prior.get(t)
+        held = _check_jumps(x, vpos, t, dates, max_jump, repair, rep, base)
+        if held.size:
+            x[held] = np.nan
+            valid[held] = False
+            if not valid.any():
+                continue
+            first = int(np.argmax(valid))
+            last = len(x) - 1 - int(np.argmax(valid[::-1]))
+            vpos = np.flatnonzero(valid)
+            v = x[vpos]
         if len(v) > 1:
-            r = v[1:] / v[:-1] - 1.0
-            for k in np.flatnonzero(np.abs(r) > max_jump):
-                rep._add(
-                    Issue(
-                        "jump", t, _iso(dates[vpos[k + 1]]), detail=f"return {r[k]:+.1%}", severity="warning"
-                    )
-                )
             # stale: the same close `stale_sessions` times in a row
             starts, lengths = _runs(v[1:] == v[:-1])
             for s0, ln in zip(starts, lengths, strict=True):
@@ -345,8 +478,13 @@ def validate_prices(
     rep.rows_out = len(clean)
     if rep.blocking:
         hint = None
-        if policy == "fail" and all(i.kind not in ("no_data",) for i in rep.blocking):
-            hint = f"--policy ffill repairs gaps up to {max_ffill} sessions, duplicates and non-session rows"
+        if any(i.kind == "conflicting_duplicate" for i in rep.blocking):
+            hint = "two rows of the same date disagree: no policy can tell which is right, fix the file"
+        elif policy == "fail" and all(i.kind not in ("no_data",) for i in rep.blocking):
+            hint = (
+                f"--policy ffill repairs gaps up to {max_ffill} sessions, duplicates and non-session rows, and "
+                "holds out spikes and future rows"
+            )
         elif any(i.kind == "gap" for i in rep.blocking):
             hint = "gaps longer than data.max_ffill cannot be repaired: fix the file or raise data.max_ffill"
         exc = ValidationFailedError(rep.one_line(), hint=hint)

@@ -271,3 +271,95 @@ def test_unreadable_store_is_a_data_error(tmp_path: Path) -> None:
     (tmp_path / "prices.parquet").write_bytes(b"not parquet")
     with pytest.raises(DataError, match="unreadable"):
         PriceStore(tmp_path).load()
+
+
+# ----- the store only ever gets better ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, np.nan, np.inf])
+def test_a_repair_never_overwrites_a_good_stored_price(tmp_path: Path, bad: float) -> None:
+    good = prices()
+    s = PriceStore(tmp_path)
+    s.import_frame(good, "good")
+    before = s.load().copy()
+    again = good.copy()
+    again.loc[IDX[100], "AAA"] = bad  # in the middle: repaired by a forward fill
+    again.loc[IDX[-1], "BBB"] = bad  # the last row: a trailing hole
+    rep = s.import_frame(again, "again", policy="ffill")
+    out = PriceStore(tmp_path).load()
+    pd.testing.assert_frame_equal(out, before, check_freq=False)  # every stored price as it was
+    assert rep.merge["changed_cells"] == 0
+    if not np.isnan(bad):
+        assert ("AAA", IDX[100].strftime("%Y-%m-%d")) in rep.filled
+    # a repair does fill a cell the store does not have
+    s2 = PriceStore(tmp_path / "fresh")
+    s2.import_frame(again, "again", policy="ffill")
+    assert s2.load().loc[IDX[100], "AAA"] == good.loc[IDX[99], "AAA"]
+
+
+def test_conflicting_duplicate_refused_and_store_unchanged(tmp_path: Path) -> None:
+    s = PriceStore(tmp_path)
+    s.import_frame(prices(), "a")
+    before = (tmp_path / "prices.parquet").read_bytes()
+    bad = prices()
+    extra = bad.iloc[[-1]].copy()
+    extra.iloc[0, 1] *= 1.02
+    with pytest.raises(ValidationFailedError, match=f"BBB {IDX[-1]:%Y-%m-%d} conflicting_duplicate"):
+        s.import_frame(pd.concat([bad, extra]), "dup", policy="ffill")
+    assert (tmp_path / "prices.parquet").read_bytes() == before
+
+
+def test_spike_on_import_fails_or_is_held_out_and_recorded(tmp_path: Path) -> None:
+    good = prices()
+    s = PriceStore(tmp_path)
+    s.import_frame(good.iloc[:-1], "a")
+    spiked = good.copy()
+    spiked.loc[IDX[-1], "AAA"] = good.loc[IDX[-2], "AAA"] * 1000.0  # the new last row: 1000x
+    before = (tmp_path / "prices.parquet").read_bytes()
+    with pytest.raises(ValidationFailedError, match=r"AAA .* unconfirmed_jump"):
+        s.import_frame(spiked.iloc[[-1]], "spike", policy="fail")  # one row: checked against the stored price
+    assert (tmp_path / "prices.parquet").read_bytes() == before
+    rep = s.import_frame(spiked.iloc[[-1]], "spike", policy="ffill")
+    out = PriceStore(tmp_path).load()
+    assert np.isnan(out.loc[IDX[-1], "AAA"]) and out.loc[IDX[-1], "BBB"] == good.loc[IDX[-1], "BBB"]
+    assert rep.held_out == [("AAA", IDX[-1].strftime("%Y-%m-%d"))]
+    hist = PriceStore(tmp_path).provenance()["history"][-1]["report"]
+    assert hist["held_out"] == [["AAA", IDX[-1].strftime("%Y-%m-%d")]]
+    assert "unconfirmed_jump 1" in PriceStore(tmp_path).provenance()["tickers"]["AAA"]["validation"]
+
+
+def test_spike_on_update_is_held_out(tmp_path: Path) -> None:
+    vendor = prices()
+    s = PriceStore(tmp_path)
+    s.import_frame(vendor.iloc[:200], "file")
+    bad_vendor = vendor.copy()
+    bad_vendor.loc[IDX[210], "BBB"] *= 1000.0
+    with pytest.raises(ValidationFailedError, match=r"BBB .* spike"):
+        s.update(FakeSource(bad_vendor), ["AAA", "BBB"], end=IDX[-1], policy="fail")
+    res = s.update(FakeSource(bad_vendor), ["AAA", "BBB"], end=IDX[-1], policy="ffill")
+    assert res.report is not None and res.report.held_out == [("BBB", IDX[210].strftime("%Y-%m-%d"))]
+    out = PriceStore(tmp_path).load()
+    assert out["BBB"].max() < 2 * vendor["BBB"].max()
+
+
+def test_rows_after_today_are_refused(tmp_path: Path) -> None:
+    today = pd.Timestamp.now(tz="America/New_York").tz_localize(None).normalize()
+    future = sessions(today + pd.Timedelta(days=1), today + pd.Timedelta(days=20))
+    past = sessions(today - pd.Timedelta(days=40), today)
+    df = prices(index=past.append(future))
+    s = PriceStore(tmp_path)
+    with pytest.raises(ValidationFailedError, match="future_date"):
+        s.import_frame(df, "x", policy="fail")
+    assert not (tmp_path / "prices.parquet").exists()
+    rep = s.import_frame(df, "x", policy="ffill")
+    assert PriceStore(tmp_path).load().index[-1] <= today
+    assert len(rep.dropped_rows) == len(future)
+
+
+def test_header_with_stray_whitespace_is_the_same_ticker(tmp_path: Path) -> None:
+    s = PriceStore(tmp_path)
+    s.import_frame(prices(), "a")
+    rep = s.import_frame(prices().rename(columns={"AAA": "AAA "}), "b")
+    assert PriceStore(tmp_path).tickers == ["AAA", "BBB"]
+    assert "header_whitespace" in rep.counts
+    assert "header_whitespace 1" in PriceStore(tmp_path).provenance()["tickers"]["AAA"]["validation"]

@@ -66,7 +66,8 @@ def test_non_numeric_non_positive_non_finite() -> None:
 
 def test_duplicate_unsorted_and_non_session_dates() -> None:
     df = frame()
-    dup = df.iloc[[3]] * 1.01
+    dup = df.iloc[[3]].copy()
+    dup.iloc[0, 1] = np.nan  # an identical duplicate (a missing cell is taken from the other row)
     sat = pd.DataFrame({"AAA": [1.0], "BBB": [1.0]}, index=[pd.Timestamp("2024-03-30")])  # a Saturday
     gfri = pd.DataFrame({"AAA": [1.0], "BBB": [1.0]}, index=[pd.Timestamp("2024-03-29")])  # Good Friday
     bad = pd.concat([df, dup, sat, gfri])
@@ -79,7 +80,8 @@ def test_duplicate_unsorted_and_non_session_dates() -> None:
     # ffill policy repairs: sorted, the later duplicate kept, non-session rows dropped, all recorded
     clean, rep2 = validate_prices(bad, policy="ffill")
     assert rep2.ok and clean.index.is_monotonic_increasing and clean.index.is_unique
-    assert clean.loc["2024-03-06", "AAA"] == pytest.approx(df.loc["2024-03-06", "AAA"] * 1.01)
+    assert clean.loc["2024-03-06", "AAA"] == df.loc["2024-03-06", "AAA"]
+    assert clean.loc["2024-03-06", "BBB"] == df.loc["2024-03-06", "BBB"]
     assert pd.Timestamp("2024-03-30") not in clean.index and pd.Timestamp("2024-03-29") not in clean.index
     assert set(rep2.dropped_rows) == {"2024-03-06", "2024-03-29", "2024-03-30"}
     assert all(i.repaired for i in rep2.issues)
@@ -136,7 +138,10 @@ def test_gap_longer_than_max_ffill_cannot_be_repaired() -> None:
 
 def test_jumps_and_stale_are_warnings() -> None:
     df = frame()
-    df.loc[IDX[15], "AAA"] = df.loc[IDX[14], "AAA"] * 1.6
+    df.loc[IDX[15] :, "AAA"] = (
+        df.loc[IDX[15] :, "AAA"] / df.loc[IDX[15], "AAA"] * df.loc[IDX[14], "AAA"] * 1.6
+    )
+    # ^ a level move of exactly +60%: the prices after it confirm the new level
     df.loc[IDX[20] : IDX[25], "BBB"] = 42.0  # 6 identical closes
     _, rep = validate_prices(df, max_jump=0.5, stale_sessions=5)
     assert rep.ok
@@ -182,3 +187,71 @@ def test_tz_aware_and_intraday_index_normalized() -> None:
     df.index = (df.index + pd.Timedelta(hours=16)).tz_localize("America/New_York")
     clean, rep = validate_prices(df)
     assert rep.ok and clean.index.tz is None and (clean.index == clean.index.normalize()).all()
+
+
+def test_conflicting_duplicate_is_an_error_naming_date_and_ticker_under_every_policy() -> None:
+    df = frame()
+    dup = df.iloc[[3]].copy()
+    dup.iloc[0, 0] *= 1.01  # AAA disagrees, BBB agrees
+    bad = pd.concat([df, dup]).sort_index(kind="stable")
+    for policy in ("fail", "ffill"):
+        rep = _fail(bad, policy=policy)
+        assert [(i.kind, i.ticker, i.date) for i in rep.errors if i.kind == "conflicting_duplicate"] == [
+            ("conflicting_duplicate", "AAA", "2024-03-06")
+        ]
+    with pytest.raises(ValidationFailedError, match=r"AAA 2024-03-06 conflicting_duplicate"):
+        validate_prices(bad, policy="ffill")
+
+
+def test_one_row_spike_is_an_error_or_held_out_never_kept() -> None:
+    df = frame()
+    orig = df.copy()
+    df.loc[IDX[20], "AAA"] *= 1000.0  # a 1000x typo that comes straight back
+    rep = _fail(df, policy="fail")
+    assert [(i.kind, i.ticker, i.date) for i in rep.errors] == [
+        ("spike", "AAA", IDX[20].strftime("%Y-%m-%d"))
+    ]
+    clean, rep2 = validate_prices(df, policy="ffill")
+    assert rep2.ok and rep2.held_out == [("AAA", IDX[20].strftime("%Y-%m-%d"))]
+    # held out, then (a one-session gap) forward-filled and recorded as such
+    assert clean.loc[IDX[20], "AAA"] == orig.loc[IDX[19], "AAA"]
+    assert ("AAA", IDX[20].strftime("%Y-%m-%d")) in rep2.filled
+    assert clean["AAA"].max() < 2 * orig["AAA"].max()
+    assert "held out 1 prices" in rep2.summary()
+    assert rep2.to_dict()["n_held_out"] == 1
+
+
+def test_jump_on_the_last_price_is_unconfirmed_and_checked_against_the_prior() -> None:
+    df = frame()
+    df.loc[IDX[-1], "BBB"] = df.loc[IDX[-2], "BBB"] * 1000.0
+    rep = _fail(df)
+    assert ("unconfirmed_jump", "BBB", IDX[-1].strftime("%Y-%m-%d")) in kinds(rep)
+    clean, rep2 = validate_prices(df, policy="ffill")
+    assert np.isnan(clean.loc[IDX[-1], "BBB"]) and rep2.held_out == [("BBB", IDX[-1].strftime("%Y-%m-%d"))]
+    # a one-row frame has no move inside it: the last stored price is the reference
+    one = df.iloc[[-1]]
+    assert validate_prices(one)[1].ok
+    prior = {"AAA": float(df.iloc[-2, 0]), "BBB": float(df.iloc[-2, 1])}
+    rep3 = _fail(one, prior=prior)
+    assert [(i.kind, i.ticker) for i in rep3.errors] == [("unconfirmed_jump", "BBB")]
+
+
+def test_rows_after_latest_are_refused() -> None:
+    df = frame()
+    latest = IDX[-3]
+    rep = _fail(df, latest=latest)
+    assert {(i.kind, i.date) for i in rep.errors} == {
+        ("future_date", d.strftime("%Y-%m-%d")) for d in IDX[-2:]
+    }
+    clean, rep2 = validate_prices(df, policy="ffill", latest=latest)
+    assert clean.index[-1] == latest and set(rep2.dropped_rows) == {d.strftime("%Y-%m-%d") for d in IDX[-2:]}
+
+
+def test_header_whitespace_is_normalised_and_recorded_never_a_new_ticker() -> None:
+    df = frame().rename(columns={"AAA": "AAA "})
+    clean, rep = validate_prices(df)
+    assert list(clean.columns) == ["AAA", "BBB"] and rep.ok
+    assert [(i.kind, i.ticker) for i in rep.repaired] == [("header_whitespace", "AAA")]
+    both = frame().assign(**{"AAA ": frame()["AAA"]})
+    with pytest.raises(DataError, match="twice"):
+        validate_prices(both)
