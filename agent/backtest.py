@@ -279,7 +279,9 @@ def run_backtest(
             "window": f"{start} .. {end}",
             "decisions": len(dates),
             "frequency": settings.schedule.frequency,
-            "costs": f"{settings.execution.cost_bps:g} bps per side, execution at the close {settings.execution.lag_sessions} session(s) after the decision",
+            "costs": f"{settings.execution.cost_bps:g} bps per side"
+            + (f" + {settings.execution.fixed_cost:g} per trade" if settings.execution.fixed_cost else "")
+            + f", execution at the close {settings.execution.lag_sessions} session(s) after the decision",
             "data": source_label,
             "tickers": ", ".join(tickers),
         }
@@ -383,9 +385,15 @@ def _navs(
     extras: dict[str, dict[str, float]] = {}
 
     def add(name: str, idx: list[int], targets: np.ndarray) -> None:
-        r = simulate_targets(px, idx, targets, lag=lag, cost_model=cm, capital=1.0)
-        out[name] = r.nav
-        extras[name] = {"turnover": r.turnover, "costs": r.costs, "n_rebalances": float(r.n_rebalances)}
+        # the configured capital, as the strategy's ledger: a fixed cost per trade is currency, so a baseline
+        # simulated on 1.0 would pay it out of a unit NAV (and go bust); NAVs are then scaled to start at 1.0
+        r = simulate_targets(px, idx, targets, lag=lag, cost_model=cm, capital=capital)
+        out[name] = r.nav / capital
+        extras[name] = {
+            "turnover": r.turnover,
+            "costs": r.costs / capital,  # a fraction of capital, like the strategy's
+            "n_rebalances": float(r.n_rebalances),
+        }
 
     for b in settings.backtest.baselines:
         if b == "equal_weight":
@@ -414,6 +422,18 @@ def _navs(
         if b.notna().iloc[0]:
             out["benchmark"] = (b / b.iloc[0]).to_numpy()
             extras["benchmark"] = {"turnover": 0.0, "costs": 0.0, "n_rebalances": 0.0}
+    for name, nav in out.items():
+        ruined = np.flatnonzero(~(np.asarray(nav, dtype=float) > 0))
+        if ruined.size:  # long-only on positive prices: only costs can take a book to zero
+            from agent.errors import ConfigError
+
+            e = settings.execution
+            raise ConfigError(
+                f"the {name} portfolio's NAV reaches zero on {sessions[int(ruined[0])]:%Y-%m-%d}: costs "
+                f"({e.cost_bps:g} bps + {e.fixed_cost:g} per trade) exceed what a capital of "
+                f"{e.initial_capital:g} can pay",
+                hint="lower execution.fixed_cost or raise execution.initial_capital",
+            )
     navs = pd.DataFrame(out, index=sessions)
     navs.index.name = "date"
     navs.attrs["extras"] = extras

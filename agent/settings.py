@@ -382,6 +382,48 @@ class Settings(BaseSettings):
             raise ValueError(f"universe.bond {self.universe.bond!r} is not in universe.tickers")
         return self
 
+    @model_validator(mode="after")
+    def _satisfiable(self) -> Settings:
+        """Settings that cannot work are configuration errors at load time, not runs that quietly do something
+        else (a fully invested book of 9 assets capped at 5% each is infeasible by construction)."""
+        n = len(self.universe.tickers)
+        a, o = self.allocation, self.overlays
+        if a.fully_invested:
+            for cap, where in (
+                (a.max_weight, "allocation.max_weight"),
+                (o.max_weight, "overlays.max_weight"),
+            ):
+                if cap is not None and cap * n < 1 - 1e-9:
+                    raise ValueError(
+                        f"{where} {cap:g} x {n} assets = {cap * n:.4g} < 1: a fully invested book is infeasible "
+                        f"(raise {where} to at least {1 / n:.4g} or set allocation.fully_invested = false)"
+                    )
+        if a.min_weight * n > 1 + 1e-9:
+            raise ValueError(
+                f"allocation.min_weight {a.min_weight:g} x {n} assets = {a.min_weight * n:.4g} > 1: infeasible"
+            )
+        windows = {
+            "risk.corr_window": self.risk.corr_window,
+            "risk.fit_window": self.risk.fit_window,
+            "risk.sample_window": self.risk.sample_window,
+            "risk.min_observations": self.risk.min_observations,
+            "allocation.mvo_window": a.mvo_window,
+            "backtest.rolling_window": self.backtest.rolling_window,
+        }
+        for key, w in windows.items():
+            if w > MAX_WINDOW_SESSIONS:
+                raise ValueError(
+                    f"{key} = {w} sessions is longer than any price history (at most {MAX_WINDOW_SESSIONS}, "
+                    "about 40 years of sessions)"
+                )
+        e = self.execution
+        if e.fixed_cost * n >= e.initial_capital:
+            raise ValueError(
+                f"execution.fixed_cost {e.fixed_cost:g} x {n} assets >= execution.initial_capital "
+                f"{e.initial_capital:g}: the first deployment alone would cost the whole capital"
+            )
+        return self
+
     # ----- derived values -----
     @property
     def horizon(self) -> int:
@@ -409,6 +451,9 @@ class Settings(BaseSettings):
         return self.model_dump(mode="json")  # SecretStr dumps as '**********' in json mode
 
 
+MAX_WINDOW_SESSIONS = 10_000  # ~40 years of NYSE sessions: longer than any price file the agent reads
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
@@ -431,6 +476,8 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} is a directory, not a TOML file: {path}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{what} {path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} {path} is not valid UTF-8 (byte {e.start}): TOML must be UTF-8") from None
     except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
 

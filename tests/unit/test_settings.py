@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,38 @@ def test_group_caps_need_defined_groups(isolated_env: Path) -> None:
         )
     )
     assert s.allocation.group_caps == {"tech": 0.3}
+
+
+# ----- settings that cannot be satisfied are configuration errors at load time (issue 10 item 6) ---------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"allocation.max_weight": 0.05}, "allocation.max_weight 0.05 x 9 assets = 0.45 < 1"),
+        ({"overlays.max_weight": 0.1}, "overlays.max_weight 0.1 x 9 assets = 0.9 < 1"),
+        ({"allocation.min_weight": 0.2}, "allocation.min_weight 0.2 x 9 assets = 1.8 > 1"),
+        ({"risk.corr_window": 100000}, "risk.corr_window = 100000 sessions is longer than any price history"),
+        ({"allocation.mvo_window": 20000}, "allocation.mvo_window = 20000"),
+        ({"execution.fixed_cost": 200000.0}, "first deployment alone would cost the whole capital"),
+    ],
+)
+def test_unsatisfiable_settings_fail_at_load(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(profile="default", overrides=overrides)
+
+
+def test_satisfiable_edges_load() -> None:
+    s = load_settings(profile="default", overrides={"allocation.max_weight": 1 / 9})
+    assert s.allocation.max_weight == pytest.approx(1 / 9)
+    s2 = load_settings(
+        profile="default", overrides={"allocation.max_weight": 0.05, "allocation.fully_invested": False}
+    )
+    assert not s2.allocation.fully_invested
+
+
+def test_config_file_with_invalid_utf8_is_one_config_error(tmp_path: Path) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_bytes(b'description = "\xff\xfe"\n')
+    with pytest.raises(ConfigError, match="not valid UTF-8"):
+        load_settings(p)
