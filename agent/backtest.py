@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from agent.data.store import PriceStore
     from agent.settings import Settings
 
-__all__ = ["BacktestResult", "load_prices_for", "parse_window", "run_backtest"]
+__all__ = [
+    "BACKTEST_MARKER",
+    "BacktestResult",
+    "check_out_dir",
+    "load_prices_for",
+    "parse_window",
+    "run_backtest",
+]
 
 
 @dataclass
@@ -48,10 +55,13 @@ def parse_window(replay: str | None, start: str | None, end: str | None) -> tupl
         y0, y1 = int(m.group(1)), int(m.group(2) or m.group(1))
         if y1 < y0:
             raise UsageError(f"--replay {replay}: the end year is before the start year")
-        s, e = dt.date(y0, 1, 1), dt.date(y1, 12, 31)
+        try:
+            s, e = dt.date(y0, 1, 1), dt.date(y1, 12, 31)
+        except ValueError as ex:
+            raise UsageError(f"--replay {replay.strip()}: {ex}") from None
         if start or end:
             raise UsageError("use either --replay or --start/--end, not both")
-        return s, e
+        return _in_calendar(s, e)
     if not start:
         raise UsageError("give a window: --replay 2020-2024, or --start YYYY-MM-DD [--end YYYY-MM-DD]")
     try:
@@ -61,7 +71,42 @@ def parse_window(replay: str | None, start: str | None, end: str | None) -> tupl
         raise UsageError(f"bad date: {ex}") from None
     if e < s:
         raise UsageError(f"--end {e} is before --start {s}")
+    return _in_calendar(s, e)
+
+
+def _in_calendar(s: dt.date, e: dt.date) -> tuple[dt.date, dt.date]:
+    """A window that misses the trading calendar entirely (1985 .. two years ahead) is a usage error."""
+    first, last = dt.date(1985, 1, 2), dt.date.today() + dt.timedelta(days=700)
+    if e < first or s > last:
+        raise UsageError(f"the window {s}..{e} is outside the trading calendar ({first} .. {last})")
     return s, e
+
+
+BACKTEST_MARKER = ".backtest-output"  # written first into --out: this directory's ledger is a replay's
+
+
+def check_out_dir(out_dir: Path, settings: Settings) -> None:
+    """A backtest replaces the ledger and decision log in `out_dir`: refuse a directory that holds a
+    paper-trading book (the state directory, one with the state lock, or a ledger no backtest wrote)."""
+    from pathlib import Path
+
+    o = Path(out_dir).expanduser()
+    state = Path(settings.paths.state_dir).expanduser()
+    same = o.exists() and state.exists() and o.resolve() == state.resolve()
+    if same or (o / "agent.lock").exists():
+        raise UsageError(
+            f"--out {o} is a paper-trading state directory: a backtest would replace its ledger",
+            hint="choose another --out directory",
+        )
+    if o.exists() and not o.is_dir():
+        raise UsageError(f"--out {o} is not a directory")
+    book = [n for n in ("ledger.sqlite", "decisions.jsonl") if (o / n).exists()]
+    ours = any((o / m).exists() for m in (BACKTEST_MARKER, "metrics.json", "timings.json"))
+    if book and not ours:
+        raise UsageError(
+            f"--out {o} holds {' and '.join(book)} not written by a backtest (a paper-trading book?)",
+            hint="choose another --out directory",
+        )
 
 
 def load_prices_for(settings: Settings, prices_file: str | Path | None) -> tuple[PriceStore, str]:
@@ -184,7 +229,9 @@ def run_backtest(
         )
     check_models(ctx, dates[0].date())
 
+    check_out_dir(out_dir, settings)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / BACKTEST_MARKER).write_text("written by agent backtest: the ledger here is a replay's\n")
     for stale in ("ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm", "decisions.jsonl"):
         (out_dir / stale).unlink(missing_ok=True)
     ledger = open_ledger(out_dir / "ledger.sqlite", settings, durable=False)

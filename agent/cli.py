@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
-from agent.errors import EXIT_CONFIG, AgentError
+from agent.errors import EXIT_CONFIG, EXIT_DATA, AgentError
 
 __all__ = ["build_parser", "main"]
 
@@ -88,6 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the environment (read-only or full filesystem, a file where a directory belongs)
+        from agent.commands.common import describe_os_error
+
+        print(f"agent: error: {describe_os_error(e)}", file=sys.stderr)
+        return EXIT_DATA
+    except Exception as e:
+        if type(e).__module__ != "sqlite3" or type(e).__name__ != "OperationalError":
+            raise  # a bug: the traceback is wanted
+        print(f"agent: error: the ledger database cannot be used: {e}", file=sys.stderr)
+        return EXIT_DATA
 
 
 if __name__ == "__main__":  # pragma: no cover

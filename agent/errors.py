@@ -19,6 +19,7 @@ __all__ = [
     "ModelError",
     "OfflineError",
     "RunFailedError",
+    "StateError",
     "UsageError",
     "ValidationFailedError",
 ]
@@ -94,3 +95,10 @@ class RunFailedError(AgentError):
     """A run failed; the failure is recorded."""
 
     exit_code = EXIT_RUN_FAILED
+
+
+class StateError(AgentError):
+    """The state or data directory, or the filesystem under it, cannot be used (a regular file where a
+    directory belongs, read-only, full): an environment problem, found before anything is read or committed."""
+
+    exit_code = EXIT_DATA

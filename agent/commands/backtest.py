@@ -51,13 +51,17 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agent.backtest import load_prices_for, parse_window, run_backtest
+    from agent.backtest import check_out_dir, load_prices_for, parse_window, run_backtest
+    from agent.commands.common import preflight_data_dir
 
     start, end = parse_window(args.replay, args.start, args.end)
     settings = settings_from_args(args)
     configure_from_settings(settings)
-    store, label = load_prices_for(settings, args.prices)
     out = Path(args.out) if args.out else Path("runs") / f"{settings.profile}-{start.year}-{end.year}"
+    check_out_dir(out, settings)  # before any work: never replace a paper-trading book
+    if args.prices is None:
+        preflight_data_dir(settings.paths.data_dir)
+    store, label = load_prices_for(settings, args.prices)
     res = run_backtest(
         settings,
         store,

@@ -98,8 +98,10 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def _store(settings: Any) -> Any:
+    from agent.commands.common import preflight_data_dir
     from agent.data.store import PriceStore
 
+    preflight_data_dir(settings.paths.data_dir)
     return PriceStore(settings.paths.data_dir)
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 from typing import Any
 
-from agent.commands.common import settings_from_args
+from agent.commands.common import preflight_run, settings_from_args
 
 __all__ = ["register"]
 
@@ -90,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--tick-seconds must be > 0")
     settings = settings_from_args(args)
     paths = StatePaths.from_settings(settings)
+    preflight_run(settings, asof)  # before the lock: a bad state/data dir or date is one line, nothing written
     with StateLock(paths.root):
         configure_from_settings(settings, file=settings.logging.file or paths.log_file)
         clock = None
