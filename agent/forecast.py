@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -181,6 +182,27 @@ def _validate(path: Path, meta: dict[str, str], sha: str) -> ModelInfo:
     )
 
 
+_NAME_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})$")
+_WARNED: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+
+
+def _warn_substitution(info: ModelInfo, skipped: tuple[tuple[str, str], ...]) -> None:
+    """A warning event, once per process for each (model used, files skipped): a backtest must not repeat it
+    at every decision, a daemon says it at its first run on the substitute."""
+    key = (info.model_id, skipped)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    from agent.logging import get_logger
+
+    get_logger("agent.forecast").warning(
+        "model.substituted",
+        used=info.model_id,
+        train_end=info.train_end.isoformat(),
+        skipped=[f"{name}: {why}" for name, why in skipped],
+    )
+
+
 _SESSIONS: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
 
@@ -259,6 +281,24 @@ class ModelRegistry:
     def session(self, info: ModelInfo) -> Any:
         return _session(info)
 
+    def skipped_for(self, asof: dt.date, chosen: ModelInfo) -> tuple[tuple[str, str], ...]:
+        """Rejected files (corrupt, truncated, bad metadata) that could have been newer than `chosen` at `asof`:
+        the decision then runs on an older model, which must be said. A rejected file's train_end is unknown;
+        the date in its name (`<profile>-YYYY-MM-DD.onnx`) rules it out when it is not before asof or not newer
+        than the chosen model's; a name without a date always counts."""
+        out = []
+        for path, reason in self.rejected:
+            m = _NAME_DATE.search(path.stem)
+            if m is not None:
+                try:
+                    d = dt.date.fromisoformat(m.group(1))
+                except ValueError:
+                    d = None
+                if d is not None and (d >= asof or d <= chosen.train_end):
+                    continue
+            out.append((path.name, reason))
+        return tuple(out)
+
 
 @dataclass(frozen=True)
 class ForecastResult:
@@ -276,6 +316,7 @@ class ForecastResult:
     inputs_digest: str
     elapsed_ms: float
     tickers: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()  # (file, reason) of newer models passed over: a substitution
 
     def to_dict(self) -> dict[str, Any]:
         def per(a: np.ndarray | None) -> dict[str, float] | None:
@@ -292,6 +333,8 @@ class ForecastResult:
             "weights": per(self.weights),
             "horizon": self.horizon,
             "inputs_digest": self.inputs_digest,
+            # only when a model was passed over, so that records without a substitution keep their old shape
+            **({"skipped_models": [list(x) for x in self.skipped]} if self.skipped else {}),
         }
 
 
@@ -332,6 +375,10 @@ class OnnxForecaster:
         t0 = time.perf_counter()
         info = self.registry.select(asof)
         self.check(info)
+        d = dt.date.fromisoformat(asof) if isinstance(asof, str) else asof
+        skipped = self.registry.skipped_for(d if not isinstance(d, dt.datetime) else d.date(), info)
+        if skipped:
+            _warn_substitution(info, skipped)
         sess = self.registry.session(info)
         meta = info.metadata
         x = build_window(prices, info.spec, asof, tickers=info.tickers)
@@ -371,6 +418,7 @@ class OnnxForecaster:
             inputs_digest=digest,
             elapsed_ms=(time.perf_counter() - t0) * 1000.0,
             tickers=self.tickers,
+            skipped=skipped,
         )
 
     @staticmethod

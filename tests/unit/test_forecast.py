@@ -162,3 +162,44 @@ def test_forecast_in_fresh_interpreter_never_imports_torch(model_dir: Path) -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "ok tiny-2014-12-31" in out.stdout
+
+
+def test_a_corrupt_newest_model_is_a_recorded_substitution(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The newest model truncated: the forecast runs on the older one, names the skipped file in the result
+    (`skipped`, and `skipped_models` in to_dict) and logs one `model.substituted` warning."""
+    import shutil
+
+    from agent.forecast import _WARNED
+    from agent.logging import configure_logging
+
+    d = tmp_path / "m"
+    d.mkdir()
+    for te in ("2013-12-31", "2014-12-31"):
+        shutil.copy(model_dir / f"tiny-{te}.onnx" if te != "2014-12-31" else _src(model_dir), d)
+    newest = (model_dir / "tiny-2015-12-31.onnx").read_bytes()
+    (d / "tiny-2015-12-31.onnx").write_bytes(newest[: len(newest) // 2])
+    configure_logging("INFO", "json", None)
+    _WARNED.clear()
+    prices = synthetic_prices()
+    fc = OnnxForecaster(d, TICKERS)
+    r = fc.forecast(prices, dt.date(2016, 3, 1))
+    assert str(r.train_end) == "2014-12-31"
+    assert [name for name, _ in r.skipped] == ["tiny-2015-12-31.onnx"]
+    assert "corrupt or truncated" in r.skipped[0][1]
+    assert r.to_dict()["skipped_models"][0][0] == "tiny-2015-12-31.onnx"
+    fc.forecast(prices, dt.date(2016, 3, 2))  # the warning is said once per process, not at every decision
+    err = capsys.readouterr().err
+    assert err.count('"model.substituted"') == 1 and "tiny-2015-12-31.onnx" in err
+    # before the corrupt file's date it could not have been chosen: no substitution
+    early = fc.forecast(prices, dt.date(2015, 6, 1))
+    assert early.skipped == () and "skipped_models" not in early.to_dict()
+
+
+def _src(model_dir: Path) -> Path:
+    """The model file with train_end 2014-12-31 (the fixture's original export)."""
+    for p in model_dir.glob("*.onnx"):
+        if read_metadata(p)[0]["train_end"] == "2014-12-31":
+            return p
+    raise AssertionError("fixture model missing")
