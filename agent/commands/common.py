@@ -187,3 +187,7 @@ def preflight_run(settings: Settings, asof: Any = None) -> None:
     check_cli_date(asof, "--asof")
     preflight_state_dir(settings.paths.state_dir)
     preflight_data_dir(settings.paths.data_dir)
+    if settings.data.source == "file" and settings.data.prices_file is not None:
+        from agent.data.sources import resolve_prices_file
+
+        resolve_prices_file(settings.data.prices_file)  # missing: exit 3 here, before a failure is recorded
