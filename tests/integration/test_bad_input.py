@@ -69,7 +69,7 @@ def base(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     import pandas as pd
 
     df = pd.read_csv(shared_data / "sector_etfs_daily.csv", index_col="date", parse_dates=True)
-    win = df.loc["2021-01-01":"2021-06-30"]
+    win = df.loc["2020-09-01":"2021-06-30"]
     spike = win.copy()
     spike.loc["2021-03-15", "XLK"] *= 1000.0
     spike.to_csv(root / "spike.csv")
@@ -285,3 +285,21 @@ def test_enospc_at_the_write_boundary_is_one_line(
     ), err
     assert _hashes(w) == before
     assert not [p for p in (w / "data").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_backtest_prices_spike_is_held_out_with_a_warning_under_ffill(base: Path, tmp_path: Path) -> None:
+    """The same 1000x spike under the default repair policy: the replay runs on the file without the spike
+    (held out, then filled from the day before), says so in a `prices.repaired` warning, and its volatility is
+    that of real prices, not 89,906%."""
+    import json
+
+    w = tmp_path / "w"
+    shutil.copytree(base, w)
+    args = (*G, "backtest", "--start", "2021-03-01", "--end", "2021-03-31", "--no-report")
+    r = _agent(*args, "--prices", "spike.csv", "--out", "bt", cwd=w)
+    assert r.returncode == 0, r.stderr
+    warn = [json.loads(ln) for ln in r.stderr.splitlines() if '"prices.repaired"' in ln]
+    assert len(warn) == 1 and warn[0]["held_out"] == 1 and warn[0]["first_held_out"] == "XLK 2021-03-15"
+    metrics = json.loads((w / "bt" / "metrics.json").read_text())
+    vols = [v for k, m in metrics.items() if isinstance(m, dict) for kk, v in m.items() if kk == "volatility"]
+    assert vols and max(vols) < 1.0, vols  # annualized: real sector ETFs, far below 100%

@@ -300,6 +300,7 @@ def test_file_source_fetch_selects_and_names_missing(tmp_path: Path) -> None:
         ("date,AAA\n2024-03-26,1.0\nnot-a-date,2.0\n", "unparseable date 'not-a-date' on line 3"),
         ("date\n2024-03-26\n", "no ticker columns"),
         ("date,XLK,XLF,XLK\n2024-03-26,1,2,3\n", "duplicate columns: XLK"),
+        ("date,XLK,XLF,XLK \n2024-03-26,1,2,3\n", "duplicate columns: XLK"),  # stray whitespace: the same
     ],
 )
 def test_bad_files_are_one_line_data_errors(tmp_path: Path, text: str, pattern: str) -> None:

@@ -363,3 +363,20 @@ def test_header_with_stray_whitespace_is_the_same_ticker(tmp_path: Path) -> None
     assert PriceStore(tmp_path).tickers == ["AAA", "BBB"]
     assert "header_whitespace" in rep.counts
     assert "header_whitespace 1" in PriceStore(tmp_path).provenance()["tickers"]["AAA"]["validation"]
+
+
+def test_held_out_last_price_is_stored_once_a_later_update_confirms_it(tmp_path: Path) -> None:
+    """A genuine crash on the last session looks like a spike until the next session: held out at first (not
+    stored), then stored by the next update, whose overlap re-fetches it followed by a price at the new level."""
+    vendor = prices()
+    vendor.loc[IDX[201] :, "AAA"] *= 0.4  # -60% from IDX[201] on, and it stays there
+    s = PriceStore(tmp_path)
+    s.import_frame(vendor.iloc[:200], "file")
+    res = s.update(FakeSource(vendor), ["AAA", "BBB"], end=IDX[201], policy="ffill")
+    assert res.report is not None and res.report.held_out == [("AAA", IDX[201].strftime("%Y-%m-%d"))]
+    assert np.isnan(PriceStore(tmp_path).load().loc[IDX[201], "AAA"])
+    res2 = PriceStore(tmp_path).update(FakeSource(vendor), ["AAA", "BBB"], end=IDX[205], policy="ffill")
+    assert res2.report is not None and res2.report.held_out == []
+    assert [(i.kind, i.ticker) for i in res2.report.warnings] == [("jump", "AAA")]
+    out = PriceStore(tmp_path).load()
+    pd.testing.assert_frame_equal(out, vendor.iloc[:206].rename_axis("date"), check_freq=False)
