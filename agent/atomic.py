@@ -24,7 +24,7 @@ def free_space(path: Path | str) -> str:
     while not p.exists() and p != p.parent:
         p = p.parent
     try:
-        free = shutil.disk_usage(p).free
+        free = float(shutil.disk_usage(p).free)
     except OSError:
         return "unknown free space"
     for unit in ("bytes", "KiB", "MiB", "GiB"):

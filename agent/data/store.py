@@ -514,7 +514,7 @@ def _merge(
         n = new.reindex(index=index, columns=cols).to_numpy(dtype="float64")
         have_n = ~np.isnan(n)
         if protect:
-            pos_r = {d: i for i, d in enumerate(index.strftime("%Y-%m-%d"))}
+            pos_r = {d: i for i, d in enumerate(pd.DatetimeIndex(index).strftime("%Y-%m-%d"))}
             pos_c = {c: i for i, c in enumerate(cols)}
             rr = [pos_r[d] for t, d in protect if d in pos_r and t in pos_c]
             cc = [pos_c[t] for t, d in protect if d in pos_r and t in pos_c]

@@ -347,13 +347,13 @@ def validate_prices(
             a, b = X[p], X[p + 1]
             with np.errstate(invalid="ignore"):
                 clash = ~np.isnan(a) & ~np.isnan(b) & ~np.isclose(a, b, rtol=1e-9, atol=0.0)
-            for c in np.flatnonzero(clash):
+            for k in np.flatnonzero(clash).tolist():
                 rep._add(
                     Issue(
                         "conflicting_duplicate",
-                        cols[c],
+                        cols[k],
                         _iso(vals[p]),
-                        detail=f"{a[c]:g} and {b[c]:g} on the same date",
+                        detail=f"{a[k]:g} and {b[k]:g} on the same date",
                     )
                 )
             X[p + 1] = np.where(np.isnan(b), a, b)
