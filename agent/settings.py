@@ -398,6 +398,20 @@ class Settings(BaseSettings):
                         f"{where} {cap:g} x {n} assets = {cap * n:.4g} < 1: a fully invested book is infeasible "
                         f"(raise {where} to at least {1 / n:.4g} or set allocation.fully_invested = false)"
                     )
+        if a.fully_invested:
+            for caps, where in ((a.group_caps, "allocation"), (o.group_caps, "overlays")):
+                if not caps:
+                    continue
+                # an upper bound on what a book can hold: each capped group at most its cap, every other ticker
+                # at most max_weight; below 1 no fully invested book exists
+                capped = {t for g in caps for t in self.universe.groups.get(g, ())}
+                cap_w = min(a.max_weight, o.max_weight or 1.0)
+                most = sum(caps.values()) + cap_w * sum(1 for t in self.universe.tickers if t not in capped)
+                if most < 1 - 1e-9:
+                    raise ValueError(
+                        f"{where}.group_caps leave at most {most:.4g} of the book investable (< 1): a fully "
+                        "invested book is infeasible"
+                    )
         if a.min_weight * n > 1 + 1e-9:
             raise ValueError(
                 f"allocation.min_weight {a.min_weight:g} x {n} assets = {a.min_weight * n:.4g} > 1: infeasible"

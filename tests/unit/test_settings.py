@@ -143,6 +143,16 @@ def test_group_caps_need_defined_groups(isolated_env: Path) -> None:
         ({"risk.corr_window": 100000}, "risk.corr_window = 100000 sessions is longer than any price history"),
         ({"allocation.mvo_window": 20000}, "allocation.mvo_window = 20000"),
         ({"execution.fixed_cost": 200000.0}, "first deployment alone would cost the whole capital"),
+        (
+            {
+                "universe.groups": {
+                    "a": ["XLK", "XLF", "XLY", "XLE", "XLV"],
+                    "b": ["XLP", "XLI", "XLB", "XLU"],
+                },
+                "allocation.group_caps": {"a": 0.4, "b": 0.5},
+            },
+            "allocation.group_caps leave at most 0.9 of the book investable",
+        ),
     ],
 )
 def test_unsatisfiable_settings_fail_at_load(overrides: dict[str, object], message: str) -> None:
@@ -157,6 +167,12 @@ def test_satisfiable_edges_load() -> None:
         profile="default", overrides={"allocation.max_weight": 0.05, "allocation.fully_invested": False}
     )
     assert not s2.allocation.fully_invested
+    groups = {"a": ["XLK", "XLF", "XLY", "XLE", "XLV"], "b": ["XLP", "XLI", "XLB", "XLU"]}
+    s3 = load_settings(
+        profile="default",
+        overrides={"universe.groups": groups, "allocation.group_caps": {"a": 0.5, "b": 0.5}},
+    )
+    assert s3.allocation.group_caps == {"a": 0.5, "b": 0.5}
 
 
 def test_config_file_with_invalid_utf8_is_one_config_error(tmp_path: Path) -> None:
