@@ -90,7 +90,9 @@ def test_point_in_time_future_prices_do_not_change_past_decisions(
     rng = np.random.default_rng(0)
     # +-15% noise per day: large enough to change every later decision, small enough not to be a spike that
     # validation (max_jump 0.5) refuses
-    shocked.loc[after] = shocked.loc[after].to_numpy() * rng.uniform(0.85, 1.15, size=shocked.loc[after].shape)
+    shocked.loc[after] = shocked.loc[after].to_numpy() * rng.uniform(
+        0.85, 1.15, size=shocked.loc[after].shape
+    )
     b = _run("default", shocked, "2021-01-01", "2021-06-30", isolated_env / "b")
     wa = pd.read_csv(a.out_dir / "weights.csv", index_col="date", parse_dates=True)
     wb = pd.read_csv(b.out_dir / "weights.csv", index_col="date", parse_dates=True)
