@@ -75,10 +75,13 @@ def parse_window(replay: str | None, start: str | None, end: str | None) -> tupl
 
 
 def _in_calendar(s: dt.date, e: dt.date) -> tuple[dt.date, dt.date]:
-    """A window that misses the trading calendar entirely (1985 .. two years ahead) is a usage error."""
+    """A window that misses the trading calendar entirely (1985 .. two years ahead) is outside any data (exit 3),
+    said before anything is loaded (a year-1 window would otherwise overflow date arithmetic downstream)."""
     first, last = dt.date(1985, 1, 2), dt.date.today() + dt.timedelta(days=700)
     if e < first or s > last:
-        raise UsageError(f"the window {s}..{e} is outside the trading calendar ({first} .. {last})")
+        raise DataError(
+            f"the window {s}..{e} is outside the data: the trading calendar covers {first} .. {last}"
+        )
     return s, e
 
 
