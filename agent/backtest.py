@@ -103,6 +103,11 @@ def check_out_dir(out_dir: Path, settings: Settings) -> None:
         )
     if o.exists() and not o.is_dir():
         raise UsageError(f"--out {o} is not a directory")
+    parent = o
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():  # said before the store is synced: a bad --out changes nothing
+        raise UsageError(f"--out {o}: {parent} is not a directory")
     book = [n for n in ("ledger.sqlite", "decisions.jsonl") if (o / n).exists()]
     ours = any((o / m).exists() for m in (BACKTEST_MARKER, "metrics.json", "timings.json"))
     if book and not ours:

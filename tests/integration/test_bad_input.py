@@ -161,6 +161,8 @@ CASES = [
          r"--out state is a paper-trading state directory"),
     Case("backtest --out a dir holding a paper ledger", (*G, *BT, "--out", "out"), 2,
          r"--out out holds ledger.sqlite and decisions.jsonl not written by a backtest", _paper_book_in_out),
+    Case("backtest --out below a regular file", (*G, *BT, "--out", "afile/sub"), 2,
+         r"--out afile/sub: afile is not a directory", _write("afile", "a file\n")),
     Case("max_weight infeasible for a fully invested book", ("--config", "c.toml", *RUN), 2,
          r"allocation.max_weight 0.05 x 9 assets = 0.45 < 1", _write("c.toml", "[allocation]\nmax_weight = 0.05\n")),
     Case("corr_window longer than any data", ("--config", "c.toml", *RUN), 2,

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 def _agent(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
@@ -73,3 +75,35 @@ def test_global_options_after_the_subcommand(tmp_path: Path) -> None:
     r = _agent("config", "show", "--section", "universe", "--profile", "demo")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["universe"]["benchmark"] == "SP500"
+
+
+def test_environment_errors_are_one_line_exit_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An OSError or a sqlite OperationalError escaping a command (the environment, not a bug) is one line and
+    exit 3; any other exception keeps its traceback (a bug must be visible)."""
+    import errno
+    import sqlite3
+
+    from agent.cli import main
+    from agent.commands import data as data_cmd
+
+    for exc, needle in (
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/x/ledger.sqlite"),
+            "Permission denied (/x/ledger",
+        ),
+        (OSError(errno.ENOSPC, "No space left on device", "/tmp"), "No space left on device (/tmp) ("),
+        (sqlite3.OperationalError("database or disk is full"), "ledger database cannot be used"),
+    ):
+
+        def boom(args: object, exc: BaseException = exc) -> int:
+            raise exc
+
+        monkeypatch.setattr(data_cmd, "_show", boom)
+        assert main(["data", "show"]) == 3
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("agent: error: ") and needle in err[0], err
+    monkeypatch.setattr(data_cmd, "_show", lambda args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["data", "show"])
