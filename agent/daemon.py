@@ -42,7 +42,7 @@ from agent.errors import EXIT_DATA, EXIT_OK, EXIT_RUN_FAILED, AgentError, LockEr
 if TYPE_CHECKING:
     from agent.data.store import PriceStore
     from agent.engine import EngineContext
-    from agent.ledger import Ledger
+    from agent.ledger import Ledger, LedgerReader
     from agent.settings import Settings
 
 __all__ = [
@@ -397,41 +397,11 @@ class RunOutcome:
     files: list[Path] = field(default_factory=list)
 
 
-def open_existing_ledger(path: Path) -> Ledger | None:
-    """Open a ledger for reading with the profile/universe it was created with (None when there is none).
+def open_existing_ledger(path: Path) -> LedgerReader | None:
+    """A read-only reader of the ledger at `path` (None when there is none): see `agent.ledger.open_reader`."""
+    from agent.ledger import open_reader
 
-    Why: `status` and `audit` inspect whatever the state directory holds (e.g. a backtest's out dir for another
-    profile) and must never create an empty ledger as a side effect.
-    """
-    import json
-    import sqlite3
-
-    from agent.costs import CostModel
-    from agent.errors import LedgerError
-    from agent.ledger import Ledger
-
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not tables:
-                return None  # an empty file: a first run is creating the ledger right now (no runs yet)
-            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        finally:
-            con.close()
-    except sqlite3.Error as e:
-        raise LedgerError(f"{path} is not a rebalance-agent ledger ({e})") from None
-    return Ledger(
-        path,
-        profile=meta.get("profile", ""),
-        tickers=tuple(json.loads(meta.get("tickers", "[]"))),
-        initial_capital=float(meta.get("initial_capital", "1")),
-        cost_model=CostModel(0.0, 0.0),
-        durable=True,
-    )
+    return open_reader(path)
 
 
 def _crash_hook_from_env() -> Any:
