@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path | None, Any]:
-    from agent.daemon import StatePaths
+    from agent.service.paths import StatePaths
 
     settings = settings_from_args(args)
     sp = StatePaths.from_settings(settings)
@@ -93,8 +93,8 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path | None, Any]:
 
 
 def _open_ledger(path: Path | None) -> Any:
-    from agent.daemon import open_existing_ledger
     from agent.errors import UsageError
+    from agent.ledger import open_reader
 
     if path is None:
         return None
@@ -102,7 +102,7 @@ def _open_ledger(path: Path | None) -> Any:
         raise UsageError(
             f"no ledger at {path}", hint="use --ledger FILE, or --no-ledger to check the chain alone"
         )
-    return open_existing_ledger(path)
+    return open_reader(path)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -27,17 +27,13 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 def collect_status(settings: Any) -> dict[str, Any]:
     """Everything `agent status` shows, as plain data (the --json output)."""
-    from agent.daemon import (
-        StatePaths,
-        SystemClock,
-        lock_holder,
-        lock_is_held,
-        next_run_time,
-        open_existing_ledger,
-        slot_anchor,
-    )
     from agent.decision import StopState
     from agent.decisionlog import DecisionLog
+    from agent.ledger import open_reader as open_existing_ledger
+    from agent.service.clock import SystemClock
+    from agent.service.lock import lock_holder, lock_is_held
+    from agent.service.paths import StatePaths
+    from agent.service.slots import next_run_time, slot_anchor
 
     paths = StatePaths.from_settings(settings)
     s = settings.schedule
