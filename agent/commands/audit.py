@@ -342,8 +342,9 @@ def _replay(args: argparse.Namespace) -> int:
     dec = decide(asof, state, settings, ctx)
     new = json.loads(canonical_json(decision_without_timings(dec.record)))
     old = decision_without_timings(rec)
-    old = {k: v for k, v in old.items() if k != "config_digest"}
-    new = {k: v for k, v in new.items() if k != "config_digest"}
+    # not outputs of decide(): the strategy digest, and the ledger's corporate-action rebases of that run
+    old = {k: v for k, v in old.items() if k not in ("config_digest", "corporate_actions")}
+    new = {k: v for k, v in new.items() if k not in ("config_digest", "corporate_actions")}
     diffs = compare_records(old, new)
     head = f"replay of seq {entry['seq']} (slot {entry['slot']}, asof {asof}, profile {entry['profile']}) on {where}"
     print(head)

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import LedgerError
+from agent.ledger.actions import LedgerActions, event_dicts
+from agent.ledger.arrays import ffill, last_valid
 from agent.ledger.schema import DECIMALS, STATE_LAST_MARKED, STATE_LAST_PRICES, r10, to_date
-from agent.ledger.tx import LedgerWrites
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,7 +52,7 @@ class AdvanceResult:
     events: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
 
-class LedgerBook(LedgerWrites):
+class LedgerBook(LedgerActions):
     """Mixin: advancing the book (fills, daily NAV, forward-filled closes)."""
 
     cost_model: CostModel
@@ -107,6 +108,14 @@ class LedgerBook(LedgerWrites):
         last_marked = json.loads(state[STATE_LAST_MARKED]) if STATE_LAST_MARKED in state else None
         if last_marked is not None and upto.isoformat() < last_marked:
             return AdvanceResult()
+        actions: list[tuple[Any, ...]] = []
+        if last_marked is not None and STATE_LAST_PRICES in state:
+            # a vendor re-adjustment (split, dividend) rescaled this ticker's history: rebase its shares first
+            seed_after, actions = self._rebase_readjusted(
+                prices, pos(last_marked, "right"), last_marked, json.loads(state[STATE_LAST_PRICES])
+            )
+            if seed_after is not None:
+                state[STATE_LAST_PRICES] = json.dumps(seed_after)
         lo = hi - 1 if last_marked is None else pos(last_marked, "right")
         # due orders, grouped by run, in exec order
         groups: list[tuple[int, int, str, np.ndarray]] = []  # (row, run_id, exec_date, weights)
@@ -143,7 +152,7 @@ class LedgerBook(LedgerWrites):
         if groups:
             lo = min(lo, groups[0][0])
         if lo < 0 or lo >= hi:
-            return AdvanceResult()
+            return AdvanceResult(events=event_dicts(actions))
 
         n = len(self.tickers)
         colidx = self._columns(prices)
@@ -160,9 +169,9 @@ class LedgerBook(LedgerWrites):
                 [np.nan if v is None else v for v in json.loads(state[STATE_LAST_PRICES])], dtype=float
             )
         else:
-            seed = _last_valid(arr, colidx, lo, n)
+            seed = last_valid(arr, colidx, lo, n)
         missing = np.isnan(raw)
-        px = _ffill(raw, seed) if missing.any() else raw
+        px = ffill(raw, seed) if missing.any() else raw
         dates = np.datetime_as_string(vals[lo:hi], unit="D").tolist()
 
         shares = np.zeros(n)
@@ -189,14 +198,14 @@ class LedgerBook(LedgerWrites):
             if e > start:
                 peak = self._mark_block(px0[start:e], dates[start:e], shares, cash, peak, nav_rows)
                 if missing[start:e].any():
-                    self._note_ffill(missing[start:e], dates[start:e], px[start:e], shares, events, ffilled)
+                    self._noteffill(missing[start:e], dates[start:e], px[start:e], shares, events, ffilled)
             if w is None:
                 break
             before = shares
             shares, cash, nf, cost = self._execute(run_id, ex, dates[e], px[e], w, shares, cash, events)
             if missing[e].any():  # held before or after the fill: a stale close was used
                 held = np.where(before != 0, before, shares)
-                self._note_ffill(missing[e : e + 1], dates[e : e + 1], px[e : e + 1], held, events, ffilled)
+                self._noteffill(missing[e : e + 1], dates[e : e + 1], px[e : e + 1], held, events, ffilled)
             executed.append(run_id)
             n_fills += nf
             total_cost += cost
@@ -227,10 +236,7 @@ class LedgerBook(LedgerWrites):
             costs=r10(total_cost),
             nav=last_nav,
             ffilled=tuple(ffilled),
-            events=tuple(
-                {"date": d, "kind": k, "ticker": t, "run_id": r, "detail": json.loads(x)}
-                for d, k, t, r, x in events
-            ),
+            events=event_dicts(actions) + event_dicts(events),
         )
 
     @staticmethod
@@ -265,7 +271,7 @@ class LedgerBook(LedgerWrites):
         )
         return float(peaks[-1])
 
-    def _note_ffill(
+    def _noteffill(
         self,
         missing: np.ndarray,
         dates: list[str],
@@ -385,30 +391,3 @@ class LedgerBook(LedgerWrites):
         shares_out = shares.copy()
         shares_out[traded] = new_shares[traded]
         return shares_out, new_cash, len(traded), cost
-
-
-def _last_valid(arr: np.ndarray, colidx: np.ndarray, lo: int, n: int) -> np.ndarray:
-    """Per ticker, the last non-NaN close in rows before `lo` (the ffill seed for a fresh ledger)."""
-    import numpy as np
-
-    seed = np.full(n, np.nan)
-    if lo <= 0:
-        return seed
-    for j, k in enumerate(colidx.tolist()):
-        if k < 0:
-            continue
-        col = arr[:lo, k]
-        ok = np.nonzero(~np.isnan(col))[0]
-        if ok.size:
-            seed[j] = col[ok[-1]]
-    return seed
-
-
-def _ffill(raw: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    """Forward-fill NaNs down each column, starting from `seed` (the previous close)."""
-    import numpy as np
-
-    stacked = np.vstack([seed[None, :], raw])
-    rows = np.where(np.isnan(stacked), 0, np.arange(stacked.shape[0])[:, None])
-    np.maximum.accumulate(rows, axis=0, out=rows)
-    return stacked[rows, np.arange(stacked.shape[1])][1:]

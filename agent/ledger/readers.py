@@ -233,7 +233,9 @@ class LedgerReader(LedgerReads):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         try:
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0, check_same_thread=False)
+            self._conn = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, timeout=30.0, check_same_thread=False
+            )
         except sqlite3.Error as e:
             raise LedgerError(f"cannot open ledger {self.path} read-only: {e}") from None
         try:

@@ -339,8 +339,6 @@ class AgentRunner:
         return RunOutcome("skipped", EXIT_OK, f"missed slot {slot} skipped (schedule.catch_up = skip)")
 
 
-
-
 def run_once(settings: Settings, asof: dt.date | None = None, *, clock: Any = None) -> RunOutcome:
     """Exactly one scheduled run: the slot for `asof` (default: the latest session whose run time has passed)."""
     runner = AgentRunner(settings, clock)
