@@ -2,6 +2,11 @@
 
 Why no dependency: the protocol is one ``AF_UNIX`` datagram per message; without ``NOTIFY_SOCKET`` every call is
 a no-op returning False.
+
+Why a send timeout: a datagram socket whose reader has fallen behind (its queue holds only ~10 datagrams on
+Linux) blocks the sender. The watchdog pings every half interval, and ``STOPPING=1`` is sent from the signal
+handler on the main thread, so a blocking send could hang the daemon's shutdown forever. A send that cannot
+complete within :data:`SEND_TIMEOUT_S` is dropped (False), never waited on.
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import os
 import socket
 
-__all__ = ["sd_notify", "watchdog_interval"]
+__all__ = ["SEND_TIMEOUT_S", "sd_notify", "watchdog_interval"]
+
+SEND_TIMEOUT_S = 0.5
 
 
 def sd_notify(message: str) -> bool:
@@ -21,6 +28,7 @@ def sd_notify(message: str) -> bool:
         addr = "\0" + addr[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.settimeout(SEND_TIMEOUT_S)
             s.connect(addr)
             s.sendall(message.encode("utf-8"))
         return True

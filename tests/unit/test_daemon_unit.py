@@ -143,6 +143,25 @@ def test_sd_notify_sends_datagrams(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert sd_notify("STOPPING=1") is False  # never raises
 
 
+def test_sd_notify_never_blocks_on_a_reader_that_fell_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A datagram queue holds ~10 messages: with a reader that never reads, a blocking send would hang the
+    daemon (STOPPING=1 is sent from the signal handler). Every call must return; the overflow returns False."""
+    import threading
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as srv:
+        srv.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        results: list[bool] = []
+        t = threading.Thread(
+            target=lambda: results.extend(sd_notify("WATCHDOG=1") for _ in range(15)), daemon=True
+        )
+        t.start()
+        t.join(timeout=120)
+        assert not t.is_alive(), "sd_notify blocked on a full datagram queue"
+        assert len(results) == 15 and results[0] is True and results[-1] is False
+
+
 def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     monkeypatch.setenv("WATCHDOG_USEC", "600000000")
