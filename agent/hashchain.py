@@ -98,7 +98,7 @@ def chained_entry(
     *, seq: int, run_id: int, slot: str, asof: dt.date | str, profile: str, prev_hash: str, record_json: str
 ) -> tuple[str, str]:
     """(the entry's JSON line without newline, its hash): the fast form of `make_entry` for a canonical record."""
-    kw = {
+    kw: dict[str, Any] = {
         "seq": seq,
         "run_id": run_id,
         "slot": slot,

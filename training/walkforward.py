@@ -20,7 +20,7 @@ __all__ = ["build_profile", "retrain_dates"]
 
 
 def retrain_dates(
-    index: pd.DatetimeIndex, cfg: ProfileConfig, cadence: str, start: str | None = None
+    index: pd.Index, cfg: ProfileConfig, cadence: str, start: str | None = None
 ) -> list[pd.Timestamp]:
     """train_end dates: 'yearly' = last session of each configured year that has a following session (the
     model is used in the next year); 'every-N' = the session before each block of N sessions from `start`."""

@@ -68,12 +68,13 @@ class LedgerActions(LedgerWrites):
         """Compare the seed (closes used at `last_marked`) with `prices` at or before `last_marked` (rows below
         `upto_row`). Returns (the new seed or None when nothing changed, the event rows written)."""
         import numpy as np
+        import pandas as pd
 
         n = len(self.tickers)
         if upto_row <= 0 or len(seed) != n:
             return None, []
         old = np.array([np.nan if v is None else v for v in seed], dtype=float)
-        colidx = prices.columns.get_indexer(list(self.tickers))
+        colidx = prices.columns.get_indexer(pd.Index(list(self.tickers)))
         arr = prices.to_numpy(dtype=float, copy=False)
         new = last_valid(arr, colidx, upto_row, n)
         factors = readjust_factors(old, new)

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from agent.errors import LedgerError
 from agent.ledger.actions import LedgerActions, event_dicts
@@ -74,7 +74,9 @@ class LedgerBook(LedgerActions):
         cached = self._col_cache
         if cached is not None and cached[0] is cols:
             return cached[1]
-        idx = cols.get_indexer(list(self.tickers))
+        import pandas as pd
+
+        idx = cols.get_indexer(pd.Index(list(self.tickers)))
         self._col_cache = (cols, idx)
         return idx
 
@@ -93,10 +95,10 @@ class LedgerBook(LedgerActions):
 
             try:
                 vals = pd.DatetimeIndex(pd.to_datetime(index)).values
-            except (TypeError, ValueError) as e:
-                raise LedgerError(f"price index is not a date index ({e})") from None
+            except (TypeError, ValueError) as exc:
+                raise LedgerError(f"price index is not a date index ({exc})") from None
 
-        def pos(d: str, side: str) -> int:
+        def pos(d: str, side: Literal["left", "right"]) -> int:
             return int(np.searchsorted(vals, np.datetime64(d).astype(vals.dtype), side=side))
 
         hi = pos(upto.isoformat(), "right")  # rows < hi are <= upto

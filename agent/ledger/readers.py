@@ -166,7 +166,8 @@ class LedgerReads:
 
     def orders(self, *, status: str | None = None, run_id: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT order_id, run_id, ticker, target_weight, exec_date, status, filled_on, cancelled_by FROM orders"
-        cond, args = [], []
+        cond: list[str] = []
+        args: list[Any] = []
         if status is not None:
             cond.append("status = ?")
             args.append(status)

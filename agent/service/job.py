@@ -26,7 +26,7 @@ from agent.service.slots import latest_closed_session, latest_slot
 if TYPE_CHECKING:
     from agent.data.store import PriceStore
     from agent.engine import EngineContext
-    from agent.ledger import Ledger, LedgerReader
+    from agent.ledger import Ledger, LedgerReader, LedgerReads
     from agent.settings import Settings
 
 __all__ = ["AgentRunner", "RunOutcome", "open_existing_ledger", "run_once"]
@@ -87,21 +87,21 @@ class AgentRunner:
 
         return open_ledger(self.paths.ledger, self.settings, durable=True)
 
-    def anchor(self, ledger: Ledger | None = None) -> dt.date | None:
+    def anchor(self, ledger: LedgerReads | None = None) -> dt.date | None:
         """The every_n_sessions anchor: the first committed slot (None for calendar frequencies)."""
         if self.settings.schedule.frequency != "every_n_sessions":
             return None
-        own = ledger is None
-        if own:
-            ledger = open_existing_ledger(self.paths.ledger)
-            if ledger is None:
-                return None
-        try:
+        if ledger is not None:
             first = ledger.run(1)
-            return dt.date.fromisoformat(first["slot"][:10]) if first else None
-        finally:
-            if own:
-                ledger.close()
+        else:
+            reader = open_existing_ledger(self.paths.ledger)
+            if reader is None:
+                return None
+            try:
+                first = reader.run(1)
+            finally:
+                reader.close()
+        return dt.date.fromisoformat(first["slot"][:10]) if first else None
 
     def update_prices(self) -> str | None:
         """Bring the store up to date from the configured source, exactly as `agent backtest` syncs it (same

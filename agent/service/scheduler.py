@@ -68,7 +68,7 @@ class Daemon:
         if self.runner.stopping.is_set():
             return
         if clock.simulated and not clock.advance():
-            _log().debug("clock.end", day=str(clock.day))
+            _log().debug("clock.end", day=str(getattr(clock, "day", "")))
             return
         self._record(self.runner.ensure_latest(trigger="schedule", catch_up=self.settings.schedule.catch_up))
 
