@@ -95,3 +95,8 @@ def test_split_and_dividend_between_two_runs_keep_the_nav_path(tmp_path: Path, s
         assert DecisionLog(treat / "state" / "decisions.jsonl").verify(led).ok
     finally:
         led.close()
+    from agent.commands.status import _human, collect_status
+
+    st = collect_status(_settings(treat, treat / "prices.csv"))
+    assert sorted(a["ticker"] for a in st["corporate_actions"]) == sorted(FACTORS)
+    assert "corp. actions 2 rebase(s)" in _human(st)
