@@ -30,7 +30,6 @@ from agent.ledger.tx import LedgerWrites
 
 if TYPE_CHECKING:
     import numpy as np
-    import pandas as pd
 
 __all__ = ["READJUST_RTOL", "LedgerActions", "event_dicts", "readjust_factors"]
 
@@ -63,20 +62,27 @@ class LedgerActions(LedgerWrites):
     """Mixin: rebase positions for re-adjusted history (see the module docstring)."""
 
     def _rebase_readjusted(
-        self, prices: pd.DataFrame, upto_row: int, last_marked: str, seed: list[float | None]
+        self,
+        arr: np.ndarray,
+        colidx: np.ndarray,
+        upto_row: int,
+        last_marked: str,
+        seed: list[float | None],
     ) -> tuple[list[float | None] | None, list[tuple[Any, ...]]]:
-        """Compare the seed (closes used at `last_marked`) with `prices` at or before `last_marked` (rows below
-        `upto_row`). Returns (the new seed or None when nothing changed, the event rows written)."""
+        """Compare the seed (closes used at `last_marked`) with the price rows at or before `last_marked` (rows
+        below `upto_row` of `arr`, a column per price column; `colidx` maps tickers to columns, -1 = absent).
+        Returns (the new seed or None when nothing changed, the event rows written)."""
         import numpy as np
-        import pandas as pd
 
         n = len(self.tickers)
         if upto_row <= 0 or len(seed) != n:
             return None, []
         old = np.array([np.nan if v is None else v for v in seed], dtype=float)
-        colidx = prices.columns.get_indexer(pd.Index(list(self.tickers)))
-        arr = prices.to_numpy(dtype=float, copy=False)
-        new = last_valid(arr, colidx, upto_row, n)
+        new = np.full(n, np.nan)
+        present = colidx >= 0
+        new[present] = arr[upto_row - 1, colidx[present]]  # the common case: the last marked row itself
+        if np.isnan(new[present]).any():  # a gap on that row: the last close before it, as the book used
+            new = np.where(np.isnan(new), last_valid(arr, colidx, upto_row, n), new)
         factors = readjust_factors(old, new)
         changed = np.isfinite(factors)
         if not changed.any():

@@ -114,7 +114,11 @@ class LedgerBook(LedgerActions):
         if last_marked is not None and STATE_LAST_PRICES in state:
             # a vendor re-adjustment (split, dividend) rescaled this ticker's history: rebase its shares first
             seed_after, actions = self._rebase_readjusted(
-                prices, pos(last_marked, "right"), last_marked, json.loads(state[STATE_LAST_PRICES])
+                prices.to_numpy(dtype=float, copy=False),
+                self._columns(prices),
+                pos(last_marked, "right"),
+                last_marked,
+                json.loads(state[STATE_LAST_PRICES]),
             )
             if seed_after is not None:
                 state[STATE_LAST_PRICES] = json.dumps(seed_after)
