@@ -8,7 +8,6 @@ restarted daemon and a human catching up by hand can all fire the same slot safe
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import threading
 import time
@@ -297,8 +296,11 @@ class AgentRunner:
 
     @staticmethod
     def _record_failure(ledger: Ledger, slot: str, asof: dt.date, started: str, reason: str) -> None:
-        with contextlib.suppress(Exception):
+        """Best effort (the run already failed; the slot stays open either way), but never silent."""
+        try:
             ledger.record_failure(slot, reason, asof=asof, started_at=started)
+        except Exception as e:
+            _log().error("run.failure_not_recorded", reason=reason, error=f"{type(e).__name__}: {e}")
 
     # -------------------------------------------------------------- policies
     def ensure_latest(self, *, trigger: str, catch_up: str | None = None) -> RunOutcome:
