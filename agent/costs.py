@@ -53,6 +53,16 @@ class CostModel:
         n_trades = int(np.count_nonzero(t > TRADE_EPS))
         return float(self.rate * float(np.sum(t)) + self.fixed * n_trades)
 
+    def fill_costs(self, trade_notional: np.ndarray) -> np.ndarray:
+        """Cost in currency of each trade on its own (one entry per asset): what the ledger charges per fill.
+
+        Vectorized; entry j equals ``cost([notional_j])``, so the fills' costs add up to the cash deducted.
+        """
+        t = np.abs(np.asarray(trade_notional, dtype=float))
+        if not np.all(np.isfinite(t)):
+            raise ValueError("trade notionals must be finite")
+        return self.rate * t + self.fixed * (t > TRADE_EPS)
+
     def cost_fraction(self, w_new: np.ndarray, w_drifted: np.ndarray, nav: float) -> float:
         """Cost as a fraction of NAV of trading from the drifted weights to ``w_new``.
 

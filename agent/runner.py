@@ -79,7 +79,7 @@ def run_slot(
     _hook(crash_hook, "before_commit")
     t0 = time.perf_counter()
     with ledger.transaction():
-        ledger.advance(prices, upto=asof)
+        advanced = ledger.advance(prices, upto=asof)
         state = ledger.portfolio_state(asof)
         last = ledger.last_run()
         if last is not None and last.get("asof"):
@@ -87,6 +87,7 @@ def run_slot(
         t1 = time.perf_counter()
         decision = decide(asof, state, settings, ctx)
         t2 = time.perf_counter()
+        decision = _with_corporate_actions(decision, advanced.events)
         exec_date = (
             next_session(asof, settings.execution.lag_sessions) if decision.status == "rebalance" else None
         )
@@ -104,6 +105,19 @@ def run_slot(
     return SlotResult(
         slot=slot, asof=asof, skipped=False, decision=decision, exec_date=exec_date, timings_ms=timings
     )
+
+
+def _with_corporate_actions(decision: Decision, events: tuple[dict[str, Any], ...]) -> Decision:
+    """Positions the ledger rebased for re-adjusted history in this run go into the decision record (and so the
+    hash-chained log) under ``corporate_actions``; a record without any is unchanged, byte for byte."""
+    acts = [
+        {"date": e["date"], "ticker": e["ticker"], **e["detail"]}
+        for e in events
+        if e.get("kind") == "corporate_action"
+    ]
+    if not acts:
+        return decision
+    return dataclasses.replace(decision, record={**decision.record, "corporate_actions": acts})
 
 
 def _strip_timings(decision: Decision) -> Decision:

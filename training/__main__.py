@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
         tune(args.profile, args.trials, args.train_end, max_epochs=args.max_epochs)
         return 0
-    from training.train import build_profile
+    from training.walkforward import build_profile
 
     root = args.out or REPO / "exported_models"
     t0 = time.perf_counter()

@@ -20,18 +20,16 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from training.datasets import Dataset, ProfileConfig, load_config, load_prices, make_dataset, window_batch
+from training.datasets import Dataset, ProfileConfig, make_dataset, window_batch
 from training.losses import bce_mse, drawdown_loss, mse
 from training.models import build_model
 
 __all__ = [
     "FitResult",
     "TrainedModel",
-    "build_profile",
     "evaluate",
     "fit",
     "predict",
-    "retrain_dates",
     "set_determinism",
     "train_one",
 ]
@@ -292,62 +290,3 @@ def train_one(
         }
     # (training time is logged, not stored: it would make rebuilt files differ)
     return TrainedModel(model, ds, res, metrics)
-
-
-def retrain_dates(
-    index: pd.DatetimeIndex, cfg: ProfileConfig, cadence: str, start: str | None = None
-) -> list[pd.Timestamp]:
-    """train_end dates: 'yearly' = last session of each configured year that has a following session (the
-    model is used in the next year); 'every-N' = the session before each block of N sessions from `start`."""
-    index = pd.DatetimeIndex(index)
-    out: list[pd.Timestamp] = []
-    if cadence == "yearly":
-        for y in cfg.years:
-            pos = int(index.searchsorted(pd.Timestamp(f"{y}-12-31"), side="right"))
-            if 0 < pos < len(index):
-                out.append(pd.Timestamp(index[pos - 1]))
-        return out
-    if cadence.startswith("every-"):
-        n = int(cadence.split("-", 1)[1])
-        first = int(index.searchsorted(pd.Timestamp(start or "2020-01-01")))
-        for pos in range(max(first, 1), len(index), n):
-            out.append(pd.Timestamp(index[pos - 1]))
-        return out
-    raise SystemExit(f"unknown cadence {cadence!r} (yearly or every-N)")
-
-
-def build_profile(
-    profile: str,
-    *,
-    cadence: str = "yearly",
-    window: int | None = None,
-    start: str | None = None,
-    out_root: Path | None = None,
-    only: list[str] | None = None,
-    verbose: bool = True,
-) -> list[Path]:
-    """Walk-forward: train and export one model per retrain date into <out_root>/<profile>/."""
-    from training.export import export_model, write_card
-
-    cfg = load_config(profile)
-    if window is not None:
-        cfg = cfg.replace(window=window)
-    prices = load_prices(cfg)
-    out_dir = (out_root or REPO / "exported_models") / cfg.profile
-    paths = []
-    for te in retrain_dates(prices.index, cfg, cadence, start):
-        if only and str(te.date()) not in only and str(te.year) not in only:
-            continue
-        t0 = time.perf_counter()
-        tm = train_one(cfg, prices, te, verbose=verbose)
-        path = export_model(tm, out_dir, cadence=cadence)
-        write_card(tm, path, cadence=cadence)
-        v = tm.metrics["val"]
-        brief = {
-            k: round(v[k], 6)
-            for k in ("mse", "mse_zero", "r2_vs_zero", "accuracy_next_week", "sharpe_ann")
-            if k in v
-        }
-        print(f"[{cfg.profile}] wrote {path.name} in {time.perf_counter() - t0:.1f}s val {brief}", flush=True)
-        paths.append(path)
-    return paths

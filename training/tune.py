@@ -24,7 +24,8 @@ def tune(
 
     from training.datasets import load_config, load_prices, make_dataset
     from training.models import build_model
-    from training.train import fit, retrain_dates, set_determinism
+    from training.train import fit, set_determinism
+    from training.walkforward import retrain_dates
 
     cfg = load_config(profile)
     prices = load_prices(cfg)

@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path | None, Any]:
-    from agent.daemon import StatePaths
+    from agent.service.paths import StatePaths
 
     settings = settings_from_args(args)
     sp = StatePaths.from_settings(settings)
@@ -93,8 +93,8 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path | None, Any]:
 
 
 def _open_ledger(path: Path | None) -> Any:
-    from agent.daemon import open_existing_ledger
     from agent.errors import UsageError
+    from agent.ledger import open_reader
 
     if path is None:
         return None
@@ -102,7 +102,7 @@ def _open_ledger(path: Path | None) -> Any:
         raise UsageError(
             f"no ledger at {path}", hint="use --ledger FILE, or --no-ledger to check the chain alone"
         )
-    return open_existing_ledger(path)
+    return open_reader(path)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -342,8 +342,9 @@ def _replay(args: argparse.Namespace) -> int:
     dec = decide(asof, state, settings, ctx)
     new = json.loads(canonical_json(decision_without_timings(dec.record)))
     old = decision_without_timings(rec)
-    old = {k: v for k, v in old.items() if k != "config_digest"}
-    new = {k: v for k, v in new.items() if k != "config_digest"}
+    # not outputs of decide(): the strategy digest, and the ledger's corporate-action rebases of that run
+    old = {k: v for k, v in old.items() if k not in ("config_digest", "corporate_actions")}
+    new = {k: v for k, v in new.items() if k not in ("config_digest", "corporate_actions")}
     diffs = compare_records(old, new)
     head = f"replay of seq {entry['seq']} (slot {entry['slot']}, asof {asof}, profile {entry['profile']}) on {where}"
     print(head)

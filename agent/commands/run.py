@@ -76,8 +76,12 @@ def _date(value: str | None, flag: str) -> dt.date | None:
 
 def _run(args: argparse.Namespace) -> int:
     from agent.commands.common import configure_from_settings
-    from agent.daemon import AgentRunner, Daemon, SimulatedClock, StateLock, StatePaths, run_once
     from agent.errors import UsageError
+    from agent.service.clock import SimulatedClock
+    from agent.service.job import AgentRunner, run_once
+    from agent.service.lock import StateLock
+    from agent.service.paths import StatePaths
+    from agent.service.scheduler import Daemon
 
     asof = _date(args.asof, "--asof")
     clock_start = _date(args.clock_start, "--clock-start")

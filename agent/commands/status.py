@@ -27,17 +27,13 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 def collect_status(settings: Any) -> dict[str, Any]:
     """Everything `agent status` shows, as plain data (the --json output)."""
-    from agent.daemon import (
-        StatePaths,
-        SystemClock,
-        lock_holder,
-        lock_is_held,
-        next_run_time,
-        open_existing_ledger,
-        slot_anchor,
-    )
     from agent.decision import StopState
     from agent.decisionlog import DecisionLog
+    from agent.ledger import open_reader as open_existing_ledger
+    from agent.service.clock import SystemClock
+    from agent.service.lock import lock_holder, lock_is_held
+    from agent.service.paths import StatePaths
+    from agent.service.slots import next_run_time, slot_anchor
 
     paths = StatePaths.from_settings(settings)
     s = settings.schedule
@@ -121,6 +117,10 @@ def collect_status(settings: Any) -> dict[str, Any]:
                 "in_force": stop.status in ("stopped", "cooling_down"),
                 **stop.to_dict(),
             }
+            acts = ledger.events("corporate_action")
+            out["corporate_actions"] = [
+                {"date": e["date"], "ticker": e["ticker"], "factor": e["detail"].get("factor")} for e in acts
+            ]
             pend = ledger.pending_orders()
             out["pending_orders"] = {
                 "exec_date": pend[0]["exec_date"] if pend else None,
@@ -210,6 +210,13 @@ def _human(st: dict[str, Any]) -> str:
                 )
         else:
             lines.append("positions     none (all cash)")
+        acts = st.get("corporate_actions") or []
+        if acts:
+            a = acts[-1]
+            lines.append(
+                f"corp. actions {len(acts)} rebase(s); last {a['ticker']} at {a['date']} (price factor "
+                f"{a['factor']:.6g})"
+            )
         po = st.get("pending_orders") or {}
         if po.get("exec_date"):
             lines.append(f"pending       orders to execute at the close of {po['exec_date']}")

@@ -39,9 +39,9 @@ def agent(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.C
 
 
 def open_ledger(state: Path) -> Any:
-    from agent.daemon import open_existing_ledger
+    from agent.ledger import open_reader
 
-    return open_existing_ledger(state / "ledger.sqlite")
+    return open_reader(state / "ledger.sqlite")
 
 
 def run_count(state: Path) -> int:

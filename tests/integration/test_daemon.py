@@ -119,10 +119,24 @@ def test_sigterm_during_a_run_lets_it_finish_and_the_daemon_speaks_sd_notify(
     """SIGTERM while a run is inside its ledger transaction: the run commits, no new run starts, exit 0; the
     systemd notify protocol (READY, STATUS, WATCHDOG, STOPPING) arrives on $NOTIFY_SOCKET."""
     import socket
+    import threading
 
     sock_path = tmp_path / "notify.sock"
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     srv.bind(str(sock_path))
+    srv.settimeout(0.2)
+    msgs: list[str] = []
+    done = threading.Event()
+
+    def drain() -> None:  # read as systemd does: a full datagram queue would stall the sender
+        while not done.is_set():
+            try:
+                msgs.append(srv.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     env = agent_env(
         tmp_path,
         shared_data,
@@ -156,8 +170,9 @@ def test_sigterm_during_a_run_lets_it_finish_and_the_daemon_speaks_sd_notify(
     finally:
         led.close()
     assert verify(state).ok
+    done.set()
+    reader.join(timeout=30)
     srv.setblocking(False)
-    msgs = []
     while True:
         try:
             msgs.append(srv.recv(4096).decode())

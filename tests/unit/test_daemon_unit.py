@@ -11,8 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent import daemon as D
 from agent.errors import LockError
+from agent.service.clock import SimulatedClock
+from agent.service.lock import StateLock, lock_holder, lock_is_held
+from agent.service.notify import sd_notify, watchdog_interval
+from agent.service.slots import latest_closed_session, latest_slot, next_run_time, next_slot_after
 from agent.settings import load_settings
 
 NY = ZoneInfo("America/New_York")
@@ -39,31 +42,31 @@ def ny(y: int, m: int, d: int, hh: int, mm: int) -> dt.datetime:
 
 
 def test_latest_closed_session_respects_run_time_weekends_and_holidays(weekly) -> None:
-    assert D.latest_closed_session(weekly, ny(2024, 6, 28, 16, 29)) == dt.date(2024, 6, 27)
-    assert D.latest_closed_session(weekly, ny(2024, 6, 28, 16, 30)) == dt.date(2024, 6, 28)
-    assert D.latest_closed_session(weekly, ny(2024, 6, 29, 12, 0)) == dt.date(2024, 6, 28)  # Saturday
-    assert D.latest_closed_session(weekly, ny(2024, 7, 4, 18, 0)) == dt.date(2024, 7, 3)  # Independence Day
+    assert latest_closed_session(weekly, ny(2024, 6, 28, 16, 29)) == dt.date(2024, 6, 27)
+    assert latest_closed_session(weekly, ny(2024, 6, 28, 16, 30)) == dt.date(2024, 6, 28)
+    assert latest_closed_session(weekly, ny(2024, 6, 29, 12, 0)) == dt.date(2024, 6, 28)  # Saturday
+    assert latest_closed_session(weekly, ny(2024, 7, 4, 18, 0)) == dt.date(2024, 7, 3)  # Independence Day
     # a UTC instant is read in the schedule's time zone: 2024-06-28 21:00 UTC is 17:00 in New York
-    assert D.latest_closed_session(weekly, dt.datetime(2024, 6, 28, 21, 0, tzinfo=dt.UTC)) == dt.date(
+    assert latest_closed_session(weekly, dt.datetime(2024, 6, 28, 21, 0, tzinfo=dt.UTC)) == dt.date(
         2024, 6, 28
     )
 
 
 def test_latest_slot_weekly_and_holiday_week(weekly) -> None:
-    assert D.latest_slot(weekly, dt.date(2024, 6, 28), None) == dt.date(2024, 6, 28)  # a Friday
-    assert D.latest_slot(weekly, dt.date(2024, 7, 3), None) == dt.date(2024, 6, 28)  # mid-week
+    assert latest_slot(weekly, dt.date(2024, 6, 28), None) == dt.date(2024, 6, 28)  # a Friday
+    assert latest_slot(weekly, dt.date(2024, 7, 3), None) == dt.date(2024, 6, 28)  # mid-week
     # Good Friday 2024-03-29: the week's last session is Thursday
-    assert D.latest_slot(weekly, dt.date(2024, 3, 29), None) == dt.date(2024, 3, 28)
-    assert D.next_slot_after(weekly, dt.date(2024, 3, 22), None) == dt.date(2024, 3, 28)
+    assert latest_slot(weekly, dt.date(2024, 3, 29), None) == dt.date(2024, 3, 28)
+    assert next_slot_after(weekly, dt.date(2024, 3, 22), None) == dt.date(2024, 3, 28)
 
 
 def test_latest_slot_daily_monthly(isolated_env: Path) -> None:
     daily = _settings(isolated_env, frequency="daily")
-    assert D.latest_slot(daily, dt.date(2024, 7, 3), None) == dt.date(2024, 7, 3)
-    assert D.latest_slot(daily, dt.date(2024, 7, 6), None) == dt.date(2024, 7, 5)
+    assert latest_slot(daily, dt.date(2024, 7, 3), None) == dt.date(2024, 7, 3)
+    assert latest_slot(daily, dt.date(2024, 7, 6), None) == dt.date(2024, 7, 5)
     monthly = _settings(isolated_env, frequency="monthly")
-    assert D.latest_slot(monthly, dt.date(2024, 7, 15), None) == dt.date(2024, 6, 28)
-    assert D.next_slot_after(monthly, dt.date(2024, 6, 28), None) == dt.date(2024, 7, 31)
+    assert latest_slot(monthly, dt.date(2024, 7, 15), None) == dt.date(2024, 6, 28)
+    assert next_slot_after(monthly, dt.date(2024, 6, 28), None) == dt.date(2024, 7, 31)
 
 
 def test_every_n_sessions_counts_from_the_anchor(isolated_env: Path) -> None:
@@ -71,31 +74,31 @@ def test_every_n_sessions_counts_from_the_anchor(isolated_env: Path) -> None:
 
     s = _settings(isolated_env, frequency="every_n_sessions", every_n=5)
     # no anchor yet: the first run starts the cycle (the latest session)
-    assert D.latest_slot(s, dt.date(2024, 6, 29), None) == dt.date(2024, 6, 28)
+    assert latest_slot(s, dt.date(2024, 6, 29), None) == dt.date(2024, 6, 28)
     anchor = dt.date(2024, 6, 3)
     sess = [t.date() for t in sessions(anchor, dt.date(2024, 7, 31))]
     expect = sess[::5]
-    got = [D.latest_slot(s, d, anchor) for d in expect]
+    got = [latest_slot(s, d, anchor) for d in expect]
     assert got == expect
-    assert D.latest_slot(s, sess[7], anchor) == sess[5]
-    assert D.next_slot_after(s, sess[5], anchor) == sess[10]
-    assert D.latest_slot(s, dt.date(2024, 5, 1), anchor) is None  # before the anchor
+    assert latest_slot(s, sess[7], anchor) == sess[5]
+    assert next_slot_after(s, sess[5], anchor) == sess[10]
+    assert latest_slot(s, dt.date(2024, 5, 1), anchor) is None  # before the anchor
 
 
 def test_next_run_time_is_the_next_slot_at_run_time(weekly) -> None:
-    nxt = D.next_run_time(weekly, ny(2024, 6, 26, 10, 0), None)
+    nxt = next_run_time(weekly, ny(2024, 6, 26, 10, 0), None)
     assert nxt == dt.datetime(2024, 6, 28, 16, 30, tzinfo=NY)
-    nxt = D.next_run_time(weekly, ny(2024, 6, 28, 17, 0), None)  # this week's slot has run
+    nxt = next_run_time(weekly, ny(2024, 6, 28, 17, 0), None)  # this week's slot has run
     assert nxt == dt.datetime(2024, 7, 5, 16, 30, tzinfo=NY)
 
 
 def test_simulated_clock_steps_slots_and_sessions(weekly) -> None:
-    c = D.SimulatedClock(weekly, dt.date(2024, 6, 14), dt.date(2024, 6, 28))
-    assert D.latest_closed_session(weekly, c.now()) == dt.date(2024, 6, 14)
+    c = SimulatedClock(weekly, dt.date(2024, 6, 14), dt.date(2024, 6, 28))
+    assert latest_closed_session(weekly, c.now()) == dt.date(2024, 6, 14)
     assert c.advance() and c.day == dt.date(2024, 6, 21)
     assert c.advance() and c.day == dt.date(2024, 6, 28)
     assert not c.advance() and c.day == dt.date(2024, 6, 28)  # stays at the end
-    s = D.SimulatedClock(weekly, dt.date(2024, 6, 18), None, step="session")
+    s = SimulatedClock(weekly, dt.date(2024, 6, 18), None, step="session")
     assert s.advance() and s.day == dt.date(2024, 6, 20)  # Juneteenth (06-19) is no session
 
 
@@ -104,15 +107,15 @@ def test_simulated_clock_steps_slots_and_sessions(weekly) -> None:
 
 def test_state_lock_is_exclusive_and_names_the_holder(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    with D.StateLock(state):
-        assert D.lock_holder(state) == os.getpid()
-        assert D.lock_is_held(state)
+    with StateLock(state):
+        assert lock_holder(state) == os.getpid()
+        assert lock_is_held(state)
         with pytest.raises(LockError) as ei:
-            D.StateLock(state).acquire()  # a second open file description conflicts, even in-process
+            StateLock(state).acquire()  # a second open file description conflicts, even in-process
         assert ei.value.one_line() == f"another agent holds {state} (pid {os.getpid()})"
-    assert not D.lock_is_held(state)
-    assert D.lock_holder(state) is None  # released: the pid is cleared
-    with D.StateLock(state):  # and can be taken again
+    assert not lock_is_held(state)
+    assert lock_holder(state) is None  # released: the pid is cleared
+    with StateLock(state):  # and can be taken again
         pass
 
 
@@ -121,33 +124,52 @@ def test_state_lock_is_exclusive_and_names_the_holder(tmp_path: Path) -> None:
 
 def test_sd_notify_sends_datagrams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    assert D.sd_notify("READY=1") is False
+    assert sd_notify("READY=1") is False
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as srv:
         srv.bind(str(path))
         srv.settimeout(2)
         monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-        assert D.sd_notify("READY=1\nSTATUS=ok") is True
+        assert sd_notify("READY=1\nSTATUS=ok") is True
         assert srv.recv(256) == b"READY=1\nSTATUS=ok"
     abstract = f"@agent-test-{os.getpid()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as srv:
         srv.bind("\0" + abstract[1:])
         srv.settimeout(2)
         monkeypatch.setenv("NOTIFY_SOCKET", abstract)
-        assert D.sd_notify("WATCHDOG=1")
+        assert sd_notify("WATCHDOG=1")
         assert srv.recv(64) == b"WATCHDOG=1"
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "missing.sock"))
-    assert D.sd_notify("STOPPING=1") is False  # never raises
+    assert sd_notify("STOPPING=1") is False  # never raises
+
+
+def test_sd_notify_never_blocks_on_a_reader_that_fell_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A datagram queue holds ~10 messages: with a reader that never reads, a blocking send would hang the
+    daemon (STOPPING=1 is sent from the signal handler). Every call must return; the overflow returns False."""
+    import threading
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as srv:
+        srv.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        results: list[bool] = []
+        t = threading.Thread(
+            target=lambda: results.extend(sd_notify("WATCHDOG=1") for _ in range(15)), daemon=True
+        )
+        t.start()
+        t.join(timeout=120)
+        assert not t.is_alive(), "sd_notify blocked on a full datagram queue"
+        assert len(results) == 15 and results[0] is True and results[-1] is False
 
 
 def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     monkeypatch.setenv("WATCHDOG_USEC", "600000000")
-    assert D.watchdog_interval() == 300.0
+    assert watchdog_interval() == 300.0
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))
-    assert D.watchdog_interval() is None  # meant for another process
+    assert watchdog_interval() is None  # meant for another process
     monkeypatch.delenv("WATCHDOG_USEC")
-    assert D.watchdog_interval() is None
+    assert watchdog_interval() is None
 
 
 # ------------------------------------------------------------------ targets
@@ -283,7 +305,7 @@ def test_an_empty_ledger_file_being_created_reads_as_no_ledger(tmp_path: Path) -
     """`status` may look while a first run is creating the ledger: that is 'no runs yet', not a foreign file."""
     import sqlite3
 
-    from agent.daemon import open_existing_ledger
+    from agent.ledger import open_reader as open_existing_ledger
 
     p = tmp_path / "ledger.sqlite"
     sqlite3.connect(p).close()  # the file exists, no schema yet

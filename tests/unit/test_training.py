@@ -20,7 +20,8 @@ from training.datasets import ProfileConfig, load_config, load_prices, make_data
 from training.export import REQUIRED_KEYS as EXPORT_KEYS  # noqa: E402
 from training.export import ExportError, _to_onnx_bytes, export_model, parity_check, write_card  # noqa: E402
 from training.models import build_model  # noqa: E402
-from training.train import evaluate, fit, retrain_dates, train_one  # noqa: E402
+from training.train import evaluate, fit, train_one  # noqa: E402
+from training.walkforward import retrain_dates  # noqa: E402
 
 TICKERS = ("AAA", "BBB", "CCC", "DDD")
 

@@ -1,0 +1,399 @@
+"""The book: executing due orders at their exec close (fills) and marking NAV for every session.
+
+Execution model (DESIGN.md invariant 2). A decision at the close of session t records *pending orders* (its
+target weights, cash included) to execute at the close of ``exec_date``. :meth:`LedgerBook.advance` executes
+due orders at the close of their exec session and marks NAV for every session up to the new asof. Between
+trades the book holds SHARES, so weights drift with prices.
+
+Fill sizing. At the exec close the book is worth V = cash + shares·price. Trading to weights w costs c (the
+shared :class:`agent.costs.CostModel`, on traded notional against the DRIFTED holdings, never the last
+targets); new notional is w·(V − c), solved by :func:`agent.execution.size_rebalance`. Target shares are
+FLOORED to 10 decimals, each fill's cost is :meth:`CostModel.fill_costs` of that fill (so the fills' costs sum
+exactly to the cash deducted), and a final guard trims the largest position by a few 1e-10 shares should float
+dust still leave cash a hair below zero. Every number is rounded to 10 decimals: same inputs, same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from agent.errors import LedgerError
+from agent.ledger.actions import LedgerActions, event_dicts
+from agent.ledger.arrays import ffill, last_valid
+from agent.ledger.schema import DECIMALS, STATE_LAST_MARKED, STATE_LAST_PRICES, r10, to_date
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from agent.costs import CostModel
+
+__all__ = ["AdvanceResult", "LedgerBook"]
+
+
+@dataclass(frozen=True)
+class AdvanceResult:
+    """What one :meth:`Ledger.advance` did (for logs and tests)."""
+
+    marked: int = 0  # sessions whose NAV was written (a lag-0 exec session is re-marked after its fill)
+    first_marked: dt.date | None = None
+    last_marked: dt.date | None = None
+    executed_runs: tuple[int, ...] = ()  # runs whose pending orders filled
+    n_fills: int = 0
+    costs: float = 0.0
+    nav: float | None = None  # NAV at last_marked
+    ffilled: tuple[
+        tuple[dt.date, str], ...
+    ] = ()  # (session, ticker): held, price missing, previous close used
+    events: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+
+
+class LedgerBook(LedgerActions):
+    """Mixin: advancing the book (fills, daily NAV, forward-filled closes)."""
+
+    cost_model: CostModel
+    _col_cache: tuple[Any, Any] | None
+
+    def advance(self, prices: pd.DataFrame, upto: dt.date) -> AdvanceResult:
+        """Execute due orders at their exec close and mark NAV for every session in (last_marked, upto].
+
+        `prices`: daily closes (tz-naive DatetimeIndex, a column per ticker; extra columns ignored); rows after
+        `upto` are never read. A fresh ledger starts marking at the last session <= upto (or at the first
+        pending exec session). A held ticker's missing close is forward-filled from its previous close and
+        recorded as an event.
+        """
+        with self.transaction():
+            return self._advance(prices, to_date(upto))
+
+    def _columns(self, prices: pd.DataFrame) -> Any:
+        cols = prices.columns
+        cached = self._col_cache
+        if cached is not None and cached[0] is cols:
+            return cached[1]
+        import pandas as pd
+
+        idx = cols.get_indexer(pd.Index(list(self.tickers)))
+        self._col_cache = (cols, idx)
+        return idx
+
+    def _advance(self, prices: pd.DataFrame, upto: dt.date) -> AdvanceResult:
+        import numpy as np
+
+        c = self._conn
+        index = prices.index
+        if not index.is_monotonic_increasing or not index.is_unique:
+            raise LedgerError("price index must be sorted and unique")
+        vals = index.values
+        if vals.size == 0:
+            return AdvanceResult()
+        if vals.dtype.kind != "M":  # dates as strings or objects: normalize once
+            import pandas as pd
+
+            try:
+                vals = pd.DatetimeIndex(pd.to_datetime(index)).values
+            except (TypeError, ValueError) as exc:
+                raise LedgerError(f"price index is not a date index ({exc})") from None
+
+        def pos(d: str, side: Literal["left", "right"]) -> int:
+            return int(np.searchsorted(vals, np.datetime64(d).astype(vals.dtype), side=side))
+
+        hi = pos(upto.isoformat(), "right")  # rows < hi are <= upto
+        state = dict(
+            c.execute(
+                "SELECT key, json FROM state WHERE key IN (?, ?)", (STATE_LAST_MARKED, STATE_LAST_PRICES)
+            ).fetchall()
+        )
+        last_marked = json.loads(state[STATE_LAST_MARKED]) if STATE_LAST_MARKED in state else None
+        if last_marked is not None and upto.isoformat() < last_marked:
+            return AdvanceResult()
+        actions: list[tuple[Any, ...]] = []
+        if last_marked is not None and STATE_LAST_PRICES in state:
+            # a vendor re-adjustment (split, dividend) rescaled this ticker's history: rebase its shares first
+            seed_after, actions = self._rebase_readjusted(
+                prices.to_numpy(dtype=float, copy=False),
+                self._columns(prices),
+                pos(last_marked, "right"),
+                last_marked,
+                json.loads(state[STATE_LAST_PRICES]),
+            )
+            if seed_after is not None:
+                state[STATE_LAST_PRICES] = json.dumps(seed_after)
+        lo = hi - 1 if last_marked is None else pos(last_marked, "right")
+        # due orders, grouped by run, in exec order
+        groups: list[tuple[int, int, str, np.ndarray]] = []  # (row, run_id, exec_date, weights)
+        rows = c.execute(
+            "SELECT run_id, exec_date, ticker, target_weight FROM orders WHERE status = 'pending' AND exec_date <= ?"
+            " ORDER BY exec_date, run_id, order_id",
+            (upto.isoformat(),),
+        ).fetchall()
+        by_run: dict[int, tuple[str, np.ndarray]] = {}
+        for run_id, ex, ticker, w in rows:
+            if run_id not in by_run:
+                by_run[run_id] = (ex, np.zeros(len(self.tickers)))
+            j = self._tpos.get(ticker)
+            if j is not None:
+                by_run[run_id][1][j] = w
+        for run_id, (ex, w) in by_run.items():
+            if last_marked is not None and ex < last_marked:
+                raise LedgerError(f"pending orders of run {run_id} for {ex} predate the last marked session")
+            e = pos(ex, "left")
+            if e >= hi:  # no price row yet: stays pending
+                continue
+            if groups and groups[-1][0] == e:  # two runs due on one session: the newer supersedes
+                old = groups.pop()[1]
+                c.execute(
+                    "UPDATE orders SET status = 'cancelled', cancelled_by = ? WHERE run_id = ? AND status = 'pending'",
+                    (run_id, old),
+                )
+                detail = json.dumps({"superseded_by": run_id, "exec_date": by_run[old][0]}, sort_keys=True)
+                c.execute(
+                    "INSERT INTO events (date, kind, ticker, run_id, detail) VALUES (?, 'cancelled', NULL, ?, ?)",
+                    (by_run[old][0], old, detail),
+                )
+            groups.append((e, run_id, ex, w))
+        if groups:
+            lo = min(lo, groups[0][0])
+        if lo < 0 or lo >= hi:
+            return AdvanceResult(events=event_dicts(actions))
+
+        n = len(self.tickers)
+        colidx = self._columns(prices)
+        arr = prices.to_numpy(dtype=float, copy=False)
+        raw = np.full((hi - lo, n), np.nan)
+        present = colidx >= 0
+        if present.all():
+            raw[:] = arr[lo:hi][:, colidx]
+        elif present.any():
+            raw[:, present] = arr[lo:hi][:, colidx[present]]
+        # seed for the forward fill: the last close known at the previous mark
+        if STATE_LAST_PRICES in state:
+            seed = np.array(
+                [np.nan if v is None else v for v in json.loads(state[STATE_LAST_PRICES])], dtype=float
+            )
+        else:
+            seed = last_valid(arr, colidx, lo, n)
+        missing = np.isnan(raw)
+        px = ffill(raw, seed) if missing.any() else raw
+        dates = np.datetime_as_string(vals[lo:hi], unit="D").tolist()
+
+        shares = np.zeros(n)
+        for t, s in c.execute("SELECT ticker, shares FROM positions"):
+            j = self._tpos.get(t)
+            if j is not None:
+                shares[j] = s
+        cash = float(c.execute("SELECT amount FROM cash WHERE id = 1").fetchone()[0])
+        row = c.execute(
+            "SELECT peak_nav FROM nav WHERE date < ? ORDER BY date DESC LIMIT 1", (dates[0],)
+        ).fetchone()
+        peak = float(row[0]) if row else -math.inf
+        px0 = np.nan_to_num(px, nan=0.0)
+
+        nav_rows: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        ffilled: list[tuple[dt.date, str]] = []
+        executed: list[int] = []
+        n_fills = 0
+        total_cost = 0.0
+        start = 0
+        for e_abs, run_id, ex, w in [*groups, (hi, -1, "", None)]:
+            e = e_abs - lo
+            if e > start:
+                peak = self._mark_block(px0[start:e], dates[start:e], shares, cash, peak, nav_rows)
+                if missing[start:e].any():
+                    self._noteffill(missing[start:e], dates[start:e], px[start:e], shares, events, ffilled)
+            if w is None:
+                break
+            before = shares
+            shares, cash, nf, cost = self._execute(run_id, ex, dates[e], px[e], w, shares, cash, events)
+            if missing[e].any():  # held before or after the fill: a stale close was used
+                held = np.where(before != 0, before, shares)
+                self._noteffill(missing[e : e + 1], dates[e : e + 1], px[e : e + 1], held, events, ffilled)
+            executed.append(run_id)
+            n_fills += nf
+            total_cost += cost
+            peak = self._mark_block(px0[e : e + 1], dates[e : e + 1], shares, cash, peak, nav_rows)
+            start = e + 1
+
+        c.executemany(
+            "INSERT OR REPLACE INTO nav (date, nav, cash, invested, peak_nav, drawdown) VALUES (?, ?, ?, ?, ?, ?)",
+            nav_rows,
+        )
+        if events:
+            c.executemany(
+                "INSERT INTO events (date, kind, ticker, run_id, detail) VALUES (?, ?, ?, ?, ?)", events
+            )
+        new_last = dates[-1] if last_marked is None or dates[-1] > last_marked else last_marked
+        last_px = [None if math.isnan(v) else v for v in px[-1].tolist()]
+        c.executemany(
+            "INSERT OR REPLACE INTO state (key, json) VALUES (?, ?)",
+            [(STATE_LAST_MARKED, json.dumps(new_last)), (STATE_LAST_PRICES, json.dumps(last_px))],
+        )
+        last_nav = nav_rows[-1][1] if nav_rows else None
+        return AdvanceResult(
+            marked=len(nav_rows),
+            first_marked=dt.date.fromisoformat(dates[0]),
+            last_marked=dt.date.fromisoformat(dates[-1]),
+            executed_runs=tuple(executed),
+            n_fills=n_fills,
+            costs=r10(total_cost),
+            nav=last_nav,
+            ffilled=tuple(ffilled),
+            events=event_dicts(actions) + event_dicts(events),
+        )
+
+    @staticmethod
+    def _mark_block(
+        px0: np.ndarray,
+        dates: list[str],
+        shares: np.ndarray,
+        cash: float,
+        peak: float,
+        out: list[tuple[Any, ...]],
+    ) -> float:
+        """NAV for a block of sessions with constant shares and cash: one vectorized pass, no per-row Python math."""
+        import numpy as np
+
+        invested = np.round((px0 * shares).sum(axis=1), DECIMALS) + 0.0
+        nav = np.round(cash + invested, DECIMALS) + 0.0
+        peaks = np.maximum.accumulate(np.concatenate(([peak], nav)))[1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dd = np.where(peaks > 0, nav / peaks - 1.0, 0.0)
+        dd = np.round(np.minimum(dd, 0.0), DECIMALS) + 0.0
+        cash_r = r10(cash)
+        out.extend(
+            zip(
+                dates,
+                nav.tolist(),
+                [cash_r] * len(dates),
+                invested.tolist(),
+                peaks.tolist(),
+                dd.tolist(),
+                strict=True,
+            )
+        )
+        return float(peaks[-1])
+
+    def _noteffill(
+        self,
+        missing: np.ndarray,
+        dates: list[str],
+        px: np.ndarray,
+        shares: np.ndarray,
+        events: list[tuple[Any, ...]],
+        ffilled: list[tuple[dt.date, str]],
+    ) -> None:
+        import numpy as np
+
+        held = missing & (shares != 0)
+        for i, j in zip(*np.nonzero(held), strict=True):
+            d, t = dates[int(i)], self.tickers[int(j)]
+            p = float(px[i, j])
+            detail = {"price": None if math.isnan(p) else p, "reason": "missing close: previous close used"}
+            events.append((d, "ffill", t, None, json.dumps(detail, sort_keys=True)))
+            ffilled.append((dt.date.fromisoformat(d), t))
+
+    def _execute(
+        self,
+        run_id: int,
+        exec_date: str,
+        session: str,
+        px: np.ndarray,
+        w: np.ndarray,
+        shares: np.ndarray,
+        cash: float,
+        events: list[tuple[Any, ...]],
+    ) -> tuple[np.ndarray, float, int, float]:
+        """Fill one run's orders at `session`'s closes. Returns (shares, cash, n_fills, cost)."""
+        import numpy as np
+
+        from agent.costs import TRADE_EPS
+        from agent.execution import size_rebalance
+
+        c = self._conn
+        cm = self.cost_model
+        if session != exec_date:
+            events.append(
+                (
+                    session,
+                    "exec_shift",
+                    None,
+                    run_id,
+                    json.dumps({"exec_date": exec_date, "filled_on": session}),
+                )
+            )
+        priced = np.isfinite(px) & (px > 0)
+        for j in np.nonzero(~priced & (w > 0))[0].tolist():
+            detail = {"reason": "no price: target kept in cash", "target_weight": float(w[j])}
+            events.append((session, "unpriced", self.tickers[j], run_id, json.dumps(detail, sort_keys=True)))
+        w = np.where(priced, w, 0.0)
+        p = np.where(priced, px, 0.0)
+        holdings = shares * p
+        value = cash + float(holdings.sum())
+        new_notional, _ = size_rebalance(value, holdings, w, cm)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            target = np.where(priced, np.floor(new_notional / np.where(priced, p, 1.0) * 1e10) / 1e10, shares)
+        target = np.maximum(target, 0.0) + 0.0
+
+        def settle(target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+            d_sh = target - shares
+            notional = np.round(d_sh * p, DECIMALS) + 0.0
+            tiny = np.abs(notional) <= TRADE_EPS
+            target = np.where(tiny, shares, target)
+            d_sh = np.where(tiny, 0.0, np.round(d_sh, DECIMALS)) + 0.0
+            notional = np.where(tiny, 0.0, notional) + 0.0
+            costs = np.round(cm.fill_costs(notional), DECIMALS) + 0.0
+            new_cash = r10(cash - float(notional.sum()) - float(costs.sum()))
+            return target, d_sh, notional, costs, new_cash
+
+        target, d_sh, notional, costs, new_cash = settle(target)
+        for _ in range(8):  # float dust only: trim the largest position by a few 1e-10 shares
+            if new_cash >= 0.0 or not np.any(target * p > 0):
+                break
+            j = int(np.argmax(target * p))
+            cut = math.ceil((-new_cash * 1.01) / p[j] * 1e10 + 1) / 1e10
+            target = target.copy()
+            target[j] = max(0.0, target[j] - cut)
+            target, d_sh, notional, costs, new_cash = settle(target)
+        if new_cash < 0.0:
+            raise LedgerError(f"fill for run {run_id} would overdraw cash by {-new_cash}")
+
+        traded = np.nonzero(notional)[0]
+        c.executemany(
+            "INSERT INTO fills (run_id, exec_date, ticker, shares, price, notional, cost) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    session,
+                    self.tickers[j],
+                    float(d_sh[j]),
+                    r10(p[j]),
+                    float(notional[j]),
+                    float(costs[j]),
+                )
+                for j in traded.tolist()
+            ],
+        )
+        new_shares = np.round(target, DECIMALS) + 0.0
+        c.executemany(
+            "UPDATE positions SET shares = ? WHERE ticker = ?",
+            [(float(new_shares[j]), self.tickers[j]) for j in traded.tolist()],
+        )
+        c.execute("UPDATE cash SET amount = ? WHERE id = 1", (new_cash,))
+        c.execute(
+            "UPDATE orders SET status = 'filled', filled_on = ? WHERE run_id = ? AND status = 'pending'",
+            (session, run_id),
+        )
+        gross = r10(float(np.abs(notional).sum()))
+        cost = r10(float(costs.sum()))
+        c.execute(
+            "INSERT INTO executions (run_id, exec_date, nav_before, traded, turnover, cost, n_trades)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, session, r10(value), gross, r10(gross / value) if value > 0 else 0.0, cost, len(traded)),
+        )
+        shares_out = shares.copy()
+        shares_out[traded] = new_shares[traded]
+        return shares_out, new_cash, len(traded), cost
