@@ -56,7 +56,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -244,7 +244,7 @@ class Optimizer:
         if missing_groups:
             raise ConfigError(f"allocation.group_caps names undefined groups: {', '.join(missing_groups)}")
         return cls(
-            method,
+            cast(Method, method),
             len(tickers),
             min_weight=settings.min_weight,
             max_weight=settings.max_weight,
@@ -306,7 +306,7 @@ class Optimizer:
         params: dict[str, Any] = {}
 
         def par(name: str, shape: tuple[int, ...], **kw: Any) -> Any:
-            if const:
+            if values is not None:
                 return values[name]
             params[name] = cp.Parameter(shape, name=name, **kw)
             return params[name]
@@ -344,10 +344,11 @@ class Optimizer:
             cost = par("cost", (), nonneg=True) * trade_sum
         risk: Any = None
         if method != "target_volatility":
-            if const:  # rebuild mode: a sparse quadratic block is what Clarabel factors fastest
+            if values is not None:  # rebuild mode: a sparse quadratic block is what Clarabel factors fastest
                 risk = cp.quad_form(x, cp.psd_wrap(values["sigma_matrix"]))
             else:  # DPP: quad_form with a matrix Parameter is not DPP; a factor Parameter is
                 risk = cp.sum_squares(par("F", (n, n)).T @ x)
+        objective: Any
         if method == "max_sharpe":
             mu = par("mu", (n,))
             cons.append(mu @ x - (cost if cost is not None else 0) >= 1)
@@ -390,7 +391,7 @@ class Optimizer:
             cov_bad = cov_arr.shape != (n, n) or not np.all(np.isfinite(cov_arr))
         except (TypeError, ValueError):
             cov_bad = True
-        if not cov_bad:
+        if not cov_bad and cov_arr is not None:
             factor, repaired = factor_cov(cov_arr)
             if repaired:
                 cov_arr = factor @ factor.T
