@@ -60,7 +60,8 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from agent.decision import round_weights
+from agent.decision import TRADING_DAYS, cash_weight, round_weights
+from agent.errors import describe
 
 __all__ = [
     "OPTIMIZER_METHODS",
@@ -74,7 +75,7 @@ Method = Literal["max_sharpe", "min_variance", "mean_variance", "target_volatili
 Fallback = Literal["min_variance", "equal_weight", "previous", "cash"]
 OPTIMIZER_METHODS: tuple[str, ...] = ("max_sharpe", "min_variance", "mean_variance", "target_volatility")
 _NEEDS_MU = {"max_sharpe", "mean_variance", "target_volatility"}
-PERIODS = 252
+PERIODS = TRADING_DAYS
 # From this many assets on, rebuilding each solve beats the DPP re-solve (measured; see module docstring).
 REBUILD_MIN_N = 80
 _TOL = 1e-6  # constraint tolerance when validating a solution
@@ -96,7 +97,7 @@ class AllocationResult:
 
     @property
     def cash(self) -> float:
-        return float(max(0.0, 1.0 - float(np.sum(self.weights))))
+        return cash_weight(self.weights)
 
     @property
     def ok(self) -> bool:
@@ -481,8 +482,8 @@ class Optimizer:
             # solution depend on the solve history at ~1e-8 (audit replay and backtest = daemon need none)
             prog.problem.solve(solver=self.solver, warm_start=False)
             self.last_solver_stats = prog.problem.solver_stats
-        except Exception as e:  # solver errors, numerical trouble: record and fall back
-            return None, "error", f"solver_failed: {type(e).__name__}", None
+        except Exception as e:  # solver errors, numerical trouble: record (with the message) and fall back
+            return None, "error", f"solver_failed: {describe(e)[:300]}", None
         status = str(prog.problem.status)
         if status not in ("optimal", "optimal_inaccurate"):
             reason = (

@@ -47,7 +47,10 @@ class OverlaysStage(Stage):
 
         state = frame.state
         prev = state.last_decision
-        elapsed = sessions_between(prev, frame.asof) if prev is not None and prev < frame.asof else 0
+        calendar = self.settings.schedule.calendar
+        elapsed = (
+            sessions_between(prev, frame.asof, calendar=calendar) if prev is not None and prev < frame.asof else 0
+        )
         octx = OverlayContext(
             asof=frame.asof,
             tickers=frame.tickers,
