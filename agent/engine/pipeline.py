@@ -262,7 +262,12 @@ def _stages_for(settings: Settings) -> list[Stage]:
 
 def decide(asof: dt.date, state: PortfolioState, settings: Settings, ctx: EngineContext) -> Decision:
     """One decision at the close of `asof`, from data available at `asof` only. Never raises for market,
-    model or numerical trouble: it falls back or decides `no_trade`, and records why."""
+    model or numerical trouble: it falls back or decides `no_trade`, and records why.
+
+    `settings` must be the configuration `ctx` was built from (one source of truth per run): a different
+    strategy here would decide with one configuration's compiled optimizer and another's overlays."""
+    if settings is not ctx.settings and ctx.config_digest and settings.strategy_digest() != ctx.config_digest:
+        raise ValueError("decide(): settings differ from the ones the EngineContext was built with")
     return run_stages(_stages_for(settings), _new_frame(asof, state, settings, ctx))
 
 
