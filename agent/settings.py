@@ -240,12 +240,16 @@ class AllocationSettings(_Section):
         "static_mvo",
     ] = "max_sharpe"
     min_weight: float = Field(0.0, ge=0, le=1)
+    # an optimizer BOUND (the solver re-allocates around it); overlays.max_weight is a hard cap applied after
+    # allocation whose excess goes to cash
     max_weight: float = Field(1.0, gt=0, le=1)
     fully_invested: bool = True
     group_caps: dict[str, float] = Field(default_factory=dict)
     risk_aversion: float = Field(5.0, gt=0)
     target_volatility: float = Field(0.10, gt=0)  # annualized
     risk_free_rate: float = 0.0  # annualized
+    # an optimizer CONSTRAINT sum|w - w_prev| <= cap inside the solve; overlays.turnover_cap instead scales the
+    # final trades down after allocation
     turnover_cap: float | None = Field(None, gt=0)
     costs_in_objective: bool = True
     solver: str = "CLARABEL"
