@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import ConfigError, UsageError
+from agent.settings_compat import DEPRECATED, DIGEST_NAMES, RENAMES, migrate_layer, rename_deprecated
 
 __all__ = [
     "AllocationSettings",
@@ -81,44 +82,6 @@ OverlayName = Literal[
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# Deprecated keys met while building one Settings (collected by load_settings, logged by the CLI).
-_DEPRECATED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("_DEPRECATED", default=None)
-
-# The pre-rename names, so that the strategy digest of an unchanged configuration stays what it was (decision
-# logs written before a rename keep matching their configuration in `audit`).
-_DIGEST_NAMES: dict[str, dict[str, str]] = {"risk": {"arch_lags": "garch_p", "garch_lags": "garch_q"}}
-
-
-_RENAMES: dict[str, dict[str, str]] = {"risk": {"garch_p": "arch_lags", "garch_q": "garch_lags"}}
-
-
-def _migrate_layer(layer: dict[str, Any]) -> dict[str, Any]:
-    """One configuration layer (a profile or a user file) with deprecated keys renamed."""
-    out = dict(layer)
-    for section, renames in _RENAMES.items():
-        if isinstance(out.get(section), Mapping):
-            out[section] = _rename_deprecated(out[section], section, renames)
-    return out
-
-
-def _rename_deprecated(data: Any, section: str, renames: Mapping[str, str]) -> Any:
-    """Map old key names to new ones (before validation); both given is a configuration error."""
-    if not isinstance(data, Mapping) or not any(old in data for old in renames):
-        return data
-    out = dict(data)
-    for old, new in renames.items():
-        if old not in out:
-            continue
-        if new in out:
-            raise ValueError(f"{section}.{old} is the deprecated name of {section}.{new}: set only {new}")
-        out[new] = out.pop(old)
-        note = f"{section}.{old} is deprecated: use {section}.{new}"
-        found = _DEPRECATED.get()
-        if found is not None and note not in found:
-            found.append(note)
-    return out
 
 
 class UniverseSettings(_Section):
@@ -225,7 +188,7 @@ class RiskSettings(_Section):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data: Any) -> Any:
-        return _rename_deprecated(data, "risk", _RENAMES["risk"])
+        return rename_deprecated(data, "risk", RENAMES["risk"])
 
 
 class AllocationSettings(_Section):
@@ -453,7 +416,7 @@ class Settings(BaseSettings):
         from agent.decision import digest
 
         plain = {k: v for k, v in self.redacted().items() if k not in ("paths", "logging")}
-        for section, names in _DIGEST_NAMES.items():
+        for section, names in DIGEST_NAMES.items():
             plain[section] = {names.get(k, k): v for k, v in plain[section].items()}
         return digest(plain)
 
@@ -547,13 +510,13 @@ def load_settings(
     if not ppath.exists():
         raise UsageError(f"unknown profile {name!r}", hint=f"available: {', '.join(available_profiles())}")
     notes: list[str] = []
-    dtoken = _DEPRECATED.set(notes)
+    dtoken = DEPRECATED.set(notes)
     try:  # old key names are mapped per layer, so a user file's garch_p overrides a profile's arch_lags
-        layer = _deep_merge(_migrate_layer(_read_toml(ppath, "profile")), _migrate_layer(user))
+        layer = _deep_merge(migrate_layer(_read_toml(ppath, "profile")), migrate_layer(user))
     except ValueError as e:
         raise ConfigError(f"invalid setting {e}") from None
     finally:
-        _DEPRECATED.reset(dtoken)
+        DEPRECATED.reset(dtoken)
     layer["profile"] = name
     cli: dict[str, Any] = {}
     if os.environ.get("AGENT_DATA_DIR"):
@@ -571,7 +534,7 @@ def load_settings(
             node = node.setdefault(p, {})
         node[parts[-1]] = value
     token = _FILE_LAYER.set(layer)
-    dtoken = _DEPRECATED.set(notes)
+    dtoken = DEPRECATED.set(notes)
     try:
         settings = Settings(**cli)
     except ValidationError as e:
@@ -579,6 +542,6 @@ def load_settings(
         raise ConfigError(_format_validation_error(e, source)) from None
     finally:
         _FILE_LAYER.reset(token)
-        _DEPRECATED.reset(dtoken)
+        DEPRECATED.reset(dtoken)
     settings._deprecations = tuple(notes)
     return settings
