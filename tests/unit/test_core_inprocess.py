@@ -403,3 +403,17 @@ def test_settings_and_context_must_agree(gbm_frame: pd.DataFrame) -> None:
         decide(ASOF, PortfolioState.initial(SECTORS, 1e6), other, ctx)
     same = make_settings("min_variance")  # an equal configuration built separately is fine
     assert decide(ASOF, PortfolioState.initial(SECTORS, 1e6), same, ctx).status == "rebalance"
+
+
+def test_garch_decision_in_process(gbm_frame: pd.DataFrame) -> None:
+    """The default risk model (GARCH(1,2) via arch) on the synthetic store: fitted per asset, recorded."""
+    s = make_settings("max_sharpe", risk={"method": "garch", "fit_window": 500, "refit_every": 21})
+    dec, _ = first_decision(s, gbm_frame)
+    risk = dec.record["risk"]
+    assert risk["method"] in ("garch", "garch+ewma")
+    fitted = set(risk["params"])
+    assert fitted and fitted <= set(SECTORS)
+    for p in risk["params"].values():
+        assert len(p["alphas"]) == s.risk.arch_lags and len(p["betas"]) == s.risk.garch_lags
+    assert dec.record["optimizer"]["method_used"] == "max_sharpe"
+    check_weights(dec)
