@@ -417,3 +417,15 @@ def test_garch_decision_in_process(gbm_frame: pd.DataFrame) -> None:
         assert len(p["alphas"]) == s.risk.arch_lags and len(p["betas"]) == s.risk.garch_lags
     assert dec.record["optimizer"]["method_used"] == "max_sharpe"
     check_weights(dec)
+
+
+def test_overlay_context_error_is_a_no_trade(gbm_frame: pd.DataFrame) -> None:
+    """OverlayContext's ValueError (here: a group index outside the universe) used to escape decide()."""
+    s = make_settings("equal_weight")
+    ctx = context(s, gbm_frame)
+    ctx.groups = {"g": [0, 99]}
+    dec = decide(ASOF, PortfolioState.initial(SECTORS, 1e6), s, ctx)
+    assert dec.status == "no_trade"
+    assert dec.reason.startswith("overlays failed: ValueError: group 'g' has member indices outside 0..8")
+    assert "optimizer" in dec.record and "overlays" not in dec.record
+    np.testing.assert_array_equal(dec.targets, np.zeros(len(SECTORS)))
