@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from agent.allocate.optimize import Optimizer
     from agent.allocate.registry import Allocator
     from agent.data.store import PriceStore
     from agent.forecast import ForecastResult, ModelInfo, ModelRegistry
@@ -88,14 +89,18 @@ class EngineContext:
     replay_garch_params: dict[str, dict[str, Any]] | None = None  # audit replay: recorded GARCH parameters
 
     @property
-    def optimizer(self) -> Any:
+    def optimizer(self) -> Optimizer | None:
         """The compiled `Optimizer` when the allocation method is an optimizer (benchmarks, introspection)."""
-        return getattr(self.allocator, "optimizer", None)
+        from agent.allocate.registry import OptimizerAllocator
+
+        return self.allocator.optimizer if isinstance(self.allocator, OptimizerAllocator) else None
 
     @property
     def static_weights_(self) -> np.ndarray | None:
         """static_mvo: the weights fit at the first decision (None before it or for other methods)."""
-        return getattr(self.allocator, "weights", None)
+        from agent.allocate.registry import StaticMvoAllocator
+
+        return self.allocator.weights if isinstance(self.allocator, StaticMvoAllocator) else None
 
     @classmethod
     def create(cls, settings: Settings, store: PriceStore) -> EngineContext:
