@@ -188,7 +188,7 @@ class RiskSettings(_Section):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data: Any) -> Any:
-        return rename_deprecated(data, "risk", RENAMES["risk"])
+        return rename_deprecated(data, "risk", RENAMES["risk"], old_wins=True)
 
 
 class AllocationSettings(_Section):

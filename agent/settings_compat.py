@@ -36,15 +36,17 @@ def migrate_layer(layer: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def rename_deprecated(data: Any, section: str, renames: Mapping[str, str]) -> Any:
-    """Map old key names to new ones (before validation); both given is a configuration error."""
+def rename_deprecated(data: Any, section: str, renames: Mapping[str, str], *, old_wins: bool = False) -> Any:
+    """Map old key names to new ones (before validation). Both names in one layer is a configuration error;
+    `old_wins` is for the merged settings, where an old name can only come from a layer above the files (the
+    environment, keyword arguments) since the file layers are migrated first."""
     if not isinstance(data, Mapping) or not any(old in data for old in renames):
         return data
     out = dict(data)
     for old, new in renames.items():
         if old not in out:
             continue
-        if new in out:
+        if new in out and not old_wins:
             raise ValueError(f"{section}.{old} is the deprecated name of {section}.{new}: set only {new}")
         out[new] = out.pop(old)
         note = f"{section}.{old} is deprecated: use {section}.{new}"

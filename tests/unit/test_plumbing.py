@@ -49,6 +49,7 @@ def test_old_and_new_name_together_is_a_config_error(isolated_env: Path) -> None
     with pytest.raises(ConfigError, match=r"garch_p is the deprecated name of risk\.arch_lags"):
         load_settings(_toml(isolated_env, "[risk]\ngarch_p = 2\narch_lags = 1\n"))
     assert RiskSettings(garch_p=3).arch_lags == 3  # direct construction accepts the old name too
+    assert RiskSettings(garch_p=3, arch_lags=1).arch_lags == 3  # merged layers: the old name came from above
 
 
 def test_deprecation_is_a_warning_event_on_the_cli(isolated_env: Path) -> None:
@@ -182,3 +183,12 @@ def test_solver_failure_keeps_its_message() -> None:
     failed = res.trace[0]
     assert failed["method"] == "max_sharpe" and failed["reason"].startswith("solver_failed: SolverError: ")
     assert "NOT_A_SOLVER" in failed["reason"]
+
+
+def test_old_name_in_the_environment_overrides_the_profile(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENT_RISK__GARCH_P", "3")
+    s = load_settings(profile="default")  # the profile sets arch_lags = 1
+    assert s.risk.arch_lags == 3
+    assert "risk.garch_p is deprecated: use risk.arch_lags" in s.deprecations
