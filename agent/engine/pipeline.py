@@ -178,12 +178,16 @@ def run_stages(stages: list[Stage], frame: DecisionFrame) -> Decision:
     for i, stage in enumerate(stages):
         key = stage.timing or stage.name
         t0 = time.perf_counter()
+        outcome: Outcome | None = None
+        part: dict[str, Any] = {}
         try:
-            outcome: Outcome | None = stage.run(frame)
+            outcome = stage.run(frame)
+            part = outcome.to_record()
         except Exception as e:  # the one place a stage error is turned into a decision
             message = describe(e)
             try:
                 outcome = stage.recover(frame, e)
+                part = outcome.to_record() if outcome is not None else {}
             except Exception as again:  # a broken fallback must not raise either
                 message += f"; fallback failed: {describe(again)}"
                 outcome = None
@@ -192,7 +196,7 @@ def run_stages(stages: list[Stage], frame: DecisionFrame) -> Decision:
                 halt = f"{stage.name} failed: {message}"
         timings[key] = timings.get(key, 0.0) + (time.perf_counter() - t0) * 1e3
         if outcome is not None:
-            merge_record(frame.record, outcome.to_record())
+            merge_record(frame.record, part)
             outcome.apply(frame)
             frame.fallbacks.extend(outcome.fallbacks)
             halt = halt or outcome.halt
