@@ -22,6 +22,7 @@ __all__ = [
     "StateError",
     "UsageError",
     "ValidationFailedError",
+    "describe",
 ]
 
 EXIT_OK = 0
@@ -102,3 +103,14 @@ class StateError(AgentError):
     directory belongs, read-only, full): an environment problem, found before anything is read or committed."""
 
     exit_code = EXIT_DATA
+
+
+def describe(exc: BaseException) -> str:
+    """One line for any exception, for records and logs: an AgentError's own line, else `Type: message`.
+
+    The decision pipeline turns unexpected exceptions into recorded fallbacks; the type name keeps a bug
+    (a KeyError, an onnxruntime failure) distinguishable from a user error in the record."""
+    if isinstance(exc, AgentError):
+        return exc.one_line()
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -27,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import ConfigError, UsageError
+from agent.settings_compat import DEPRECATED, DIGEST_NAMES, RENAMES, migrate_layer, rename_deprecated
 
 __all__ = [
     "AllocationSettings",
@@ -166,10 +168,12 @@ class DataSettings(_Section):
 
 class RiskSettings(_Section):
     method: Literal["garch", "ewma", "sample"] = "garch"
-    # arch's convention: p = ARCH (lagged squared shock) order, q = GARCH (lagged variance) order. Study 004's
-    # GARCH(1,2) is σ²_t = ω + α1·ε²_{t-1} + β1·σ²_{t-1} + β2·σ²_{t-2}: one shock lag, two variance lags.
-    garch_p: int = Field(1, ge=1, le=5)
-    garch_q: int = Field(2, ge=1, le=5)
+    # Named for their role: arch_lags = lagged squared shocks (the α terms, arch's p), garch_lags = lagged
+    # conditional variances (the β terms, arch's q). Study 004's GARCH(1,2) is
+    # σ²_t = ω + α1·ε²_{t-1} + β1·σ²_{t-1} + β2·σ²_{t-2}: one shock lag, two variance lags.
+    # The old names garch_p / garch_q are accepted, mapped here and reported as deprecated.
+    arch_lags: int = Field(1, ge=1, le=5)
+    garch_lags: int = Field(2, ge=1, le=5)
     distribution: Literal["normal", "t"] = "normal"
     fit_window: int = Field(1000, ge=100)  # sessions of returns used to estimate GARCH parameters
     refit_every: int = Field(21, ge=1)  # sessions between GARCH re-estimations (filtered forward in between)
@@ -180,6 +184,11 @@ class RiskSettings(_Section):
     min_observations: int = Field(250, ge=30)
     eigen_floor: float = Field(1e-10, ge=0)
     shrinkage: float = Field(0.0, ge=0, le=1)  # toward the diagonal, for correlation windows shorter than N
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return rename_deprecated(data, "risk", RENAMES["risk"], old_wins=True)
 
 
 class AllocationSettings(_Section):
@@ -194,12 +203,16 @@ class AllocationSettings(_Section):
         "static_mvo",
     ] = "max_sharpe"
     min_weight: float = Field(0.0, ge=0, le=1)
+    # an optimizer BOUND (the solver re-allocates around it); overlays.max_weight is a hard cap applied after
+    # allocation whose excess goes to cash
     max_weight: float = Field(1.0, gt=0, le=1)
     fully_invested: bool = True
     group_caps: dict[str, float] = Field(default_factory=dict)
     risk_aversion: float = Field(5.0, gt=0)
     target_volatility: float = Field(0.10, gt=0)  # annualized
     risk_free_rate: float = 0.0  # annualized
+    # an optimizer CONSTRAINT sum|w - w_prev| <= cap inside the solve; overlays.turnover_cap instead scales the
+    # final trades down after allocation
     turnover_cap: float | None = Field(None, gt=0)
     costs_in_objective: bool = True
     solver: str = "CLARABEL"
@@ -458,7 +471,17 @@ class Settings(BaseSettings):
         logs are never change a decision), so the daemon and a backtest of one strategy share the digest."""
         from agent.decision import digest
 
-        return digest({k: v for k, v in self.redacted().items() if k not in ("paths", "logging")})
+        plain = {k: v for k, v in self.redacted().items() if k not in ("paths", "logging")}
+        for section, names in DIGEST_NAMES.items():
+            plain[section] = {names.get(k, k): v for k, v in plain[section].items()}
+        return digest(plain)
+
+    @property
+    def deprecations(self) -> tuple[str, ...]:
+        """Deprecated keys the configuration used (each already mapped to its new name)."""
+        return self._deprecations
+
+    _deprecations: tuple[str, ...] = PrivateAttr(default=())
 
     def redacted(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets replaced by '**********'."""
@@ -547,7 +570,14 @@ def load_settings(
     ppath = profile_path(name)
     if not ppath.exists():
         raise UsageError(f"unknown profile {name!r}", hint=f"available: {', '.join(available_profiles())}")
-    layer = _deep_merge(_read_toml(ppath, "profile"), user)
+    notes: list[str] = []
+    dtoken = DEPRECATED.set(notes)
+    try:  # old key names are mapped per layer, so a user file's garch_p overrides a profile's arch_lags
+        layer = _deep_merge(migrate_layer(_read_toml(ppath, "profile")), migrate_layer(user))
+    except ValueError as e:
+        raise ConfigError(f"invalid setting {e}") from None
+    finally:
+        DEPRECATED.reset(dtoken)
     layer["profile"] = name
     cli: dict[str, Any] = {}
     if os.environ.get("AGENT_DATA_DIR"):
@@ -565,10 +595,14 @@ def load_settings(
             node = node.setdefault(p, {})
         node[parts[-1]] = value
     token = _FILE_LAYER.set(layer)
+    dtoken = DEPRECATED.set(notes)
     try:
-        return Settings(**cli)
+        settings = Settings(**cli)
     except ValidationError as e:
         source = f"config {config}" if config else f"profile {name}"
         raise ConfigError(_format_validation_error(e, source)) from None
     finally:
         _FILE_LAYER.reset(token)
+        DEPRECATED.reset(dtoken)
+    settings._deprecations = tuple(notes)
+    return settings

@@ -1,0 +1,56 @@
+"""Renamed settings keys: the one table of old -> new names, applied before validation.
+
+A rename must never break a user's file or change a decision: old names are mapped per configuration layer
+(so a user file's old name still overrides a profile's new one), reported as deprecated (`Settings.
+deprecations`, logged as a `setting_deprecated` warning event), and hashed under their old names in the
+strategy digest so that logs written before the rename keep matching their configuration.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["DEPRECATED", "DIGEST_NAMES", "RENAMES", "migrate_layer", "rename_deprecated"]
+
+# Deprecated keys met while building one Settings (collected by load_settings, logged by the CLI).
+DEPRECATED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("DEPRECATED", default=None)
+
+# section -> {old name: new name}. Add a rename here (and the new field in agent/settings.py), nowhere else.
+RENAMES: dict[str, dict[str, str]] = {"risk": {"garch_p": "arch_lags", "garch_q": "garch_lags"}}
+
+# The pre-rename names, so that the strategy digest of an unchanged configuration stays what it was (decision
+# logs written before a rename keep matching their configuration in `audit`).
+DIGEST_NAMES: dict[str, dict[str, str]] = {
+    sec: {new: old for old, new in r.items()} for sec, r in RENAMES.items()
+}
+
+
+def migrate_layer(layer: dict[str, Any]) -> dict[str, Any]:
+    """One configuration layer (a profile or a user file) with deprecated keys renamed."""
+    out = dict(layer)
+    for section, renames in RENAMES.items():
+        if isinstance(out.get(section), Mapping):
+            out[section] = rename_deprecated(out[section], section, renames)
+    return out
+
+
+def rename_deprecated(data: Any, section: str, renames: Mapping[str, str], *, old_wins: bool = False) -> Any:
+    """Map old key names to new ones (before validation). Both names in one layer is a configuration error;
+    `old_wins` is for the merged settings, where an old name can only come from a layer above the files (the
+    environment, keyword arguments) since the file layers are migrated first."""
+    if not isinstance(data, Mapping) or not any(old in data for old in renames):
+        return data
+    out = dict(data)
+    for old, new in renames.items():
+        if old not in out:
+            continue
+        if new in out and not old_wins:
+            raise ValueError(f"{section}.{old} is the deprecated name of {section}.{new}: set only {new}")
+        out[new] = out.pop(old)
+        note = f"{section}.{old} is deprecated: use {section}.{new}"
+        found = DEPRECATED.get()
+        if found is not None and note not in found:
+            found.append(note)
+    return out
