@@ -89,7 +89,9 @@ def run_slot(
         t2 = time.perf_counter()
         decision = _with_corporate_actions(decision, advanced.events)
         exec_date = (
-            next_session(asof, settings.execution.lag_sessions) if decision.status == "rebalance" else None
+            next_session(asof, settings.execution.lag_sessions, calendar=settings.schedule.calendar)
+            if decision.status == "rebalance"
+            else None
         )
         timings = dict(decision.record.get("timings_ms") or {})
         if not keep_timings:

@@ -77,6 +77,18 @@ def collect_status(settings: Any) -> dict[str, Any]:
                     )
                 }
             )
+            if last is not None:
+                full = ledger.run(int(last["run_id"])) or {}
+                try:
+                    rec = json.loads(full.get("decision_json") or "{}")
+                except ValueError:
+                    rec = {}
+                fc = rec.get("forecast") or {}
+                out["model"] = {
+                    "model_id": fc.get("model_id"),
+                    "skipped_models": fc.get("skipped_models") or [],
+                    "error": fc.get("error"),
+                }
             fails = ledger.failures()
             lastf = fails[-1] if fails else None
             out["last_failure"] = lastf
@@ -210,6 +222,15 @@ def _human(st: dict[str, Any]) -> str:
                 )
         else:
             lines.append("positions     none (all cash)")
+        mdl = st.get("model") or {}
+        if mdl.get("model_id") or mdl.get("error"):
+            line = f"model         {mdl.get('model_id') or 'none'}"
+            if mdl.get("error"):
+                line += f" (forecast failed: {mdl['error']})"
+            if mdl.get("skipped_models"):
+                names = ", ".join(str(x[0]) for x in mdl["skipped_models"])
+                line += f"; SUBSTITUTED: newer model(s) passed over: {names}"
+            lines.append(line)
         acts = st.get("corporate_actions") or []
         if acts:
             a = acts[-1]

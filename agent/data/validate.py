@@ -343,7 +343,7 @@ def validate_prices(
             )
         # equal dates: the values must agree (a missing value is taken from the other row); a conflict is an
         # error under every policy, naming the date and the ticker (which of two vendors' prices is right?)
-        for p in np.flatnonzero(dup):
+        for p in np.flatnonzero(dup).tolist():
             a, b = X[p], X[p + 1]
             with np.errstate(invalid="ignore"):
                 clash = ~np.isnan(a) & ~np.isnan(b) & ~np.isclose(a, b, rtol=1e-9, atol=0.0)

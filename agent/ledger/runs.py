@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
+from agent.decision import cash_weight
 from agent.errors import LedgerError
 from agent.hashchain import ZERO_HASH, chained_entry
 from agent.ledger.schema import DECIMALS, STATE_STOP, STATUSES, iso, r10, timestamp, to_date
@@ -155,7 +156,7 @@ class LedgerRuns(LedgerWrites):
             raise LedgerError("decision targets must be long-only and sum to at most 1")
         w = np.clip(np.round(w, DECIMALS), 0.0, None) + 0.0
         out = [(t, float(x)) for t, x in zip(self.tickers, w, strict=True)]
-        out.append(("cash", r10(max(0.0, 1.0 - float(w.sum())))))
+        out.append(("cash", r10(cash_weight(w))))
         return out
 
     def record_failure(

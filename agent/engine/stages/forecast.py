@@ -73,6 +73,8 @@ class ForecastStage(Stage):
                     "rebalance_prob": None if fc.rebalance_prob is None else float(fc.rebalance_prob),
                     "weights": vec(tickers, fc.weights),
                 }
+                if fc.skipped:  # a newer model was passed over: a substitution, recorded (absent otherwise)
+                    out.section["skipped_models"] = [list(x) for x in fc.skipped]
             except Exception as e:  # any model failure is a recorded fallback, not a crash
                 why = describe(e)
                 out = ForecastOutcome(section={"error": why})
