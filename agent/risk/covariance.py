@@ -322,8 +322,9 @@ class CovarianceEstimator:
     """Stateful Σ estimator that one run or backtest keeps across decisions.
 
     GARCH parameters are re-estimated in the first session of each block of `refit_every` weekdays (see
-    `refit_epoch`) on the last `fit_window` returns up to that session, warm-started from the previous block's
-    parameters; in between, variances are filtered forward with fixed parameters over the new rows only.
+    `refit_epoch`) on the last `fit_window` returns up to that session, from data-determined starting values
+    (never warm-started: a refit is a function of its window alone, so every process agrees); in between,
+    variances are filtered forward with fixed parameters over the new rows only.
     Because the block boundaries are calendar dates, the schedule is the same whatever date a backtest or
     daemon starts from. A call whose `asof` is before the cached state, or whose data does not extend the
     cached window (revised prices, a shorter frame), is computed from scratch without a warm start and leaves
@@ -354,8 +355,8 @@ class CovarianceEstimator:
         """Σ at `asof` from returns with dates ≤ asof (later rows, if any, are ignored).
 
         `fixed_params` (ticker -> `GarchParams.to_dict()`, as recorded in a decision) replaces estimation for
-        those tickers: audit replay recomputes a decision from its recorded parameters exactly, because warm-
-        started refits depend on the run's history at optimizer tolerance. The live cache is left alone."""
+        those tickers: audit replay recomputes a decision from its recorded parameters without refitting (and
+        so also replays records written by older, warm-started versions). The live cache is left alone."""
         with _one_blas_thread():
             return self._estimate(returns, asof, fixed_params)
 
@@ -482,9 +483,10 @@ class CovarianceEstimator:
             ):
                 self._advance(cache, x[k + 1 :], dates[k + 1 :])
                 return self._finish(cache, x, False)
-        # first call, a new refit block, or data that does not extend the cached window: re-estimate
-        warm = cache.params if cache is not None else None
-        self._cache = self._fit(x, dates, fit_start, fit_end, epochs_last, warm=warm)
+        # first call, a new refit block, or data that does not extend the cached window: re-estimate, cold.
+        # Why never warm-started from the previous block: a refit must be a function of the fit window alone, so
+        # a new process per slot (run --once, a restarted daemon) gets the parameters a continuous replay got.
+        self._cache = self._fit(x, dates, fit_start, fit_end, epochs_last, warm=None)
         return self._finish(self._cache, x, True)
 
     def _fit(

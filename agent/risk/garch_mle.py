@@ -182,17 +182,22 @@ def _scipy() -> tuple[Any, Any, Any]:
     if _SCIPY is None:
         from scipy.special import digamma, gammaln
 
+        lfilter: Any
         try:  # the C routine behind scipy.signal.lfilter: its Python wrapper costs ~13 µs a call (measured)
             from scipy.signal._sigtools import _linear_filter
 
-            def lfilter(b: Any, a: Any, x: Any, axis: int = -1, zi: Any = None) -> Any:
+            def _direct(b: Any, a: Any, x: Any, axis: int = -1, zi: Any = None) -> Any:
                 a = np.asarray(a, dtype=float)
                 b = np.asarray(b, dtype=float)
                 if zi is None:
                     return _linear_filter(b, a, x, axis)
                 return _linear_filter(b, a, x, axis, zi)
+
+            lfilter = _direct
         except ImportError:  # pragma: no cover - a future scipy without the private name
-            from scipy.signal import lfilter
+            from scipy.signal import lfilter as _public
+
+            lfilter = _public
 
         _SCIPY = (lfilter, digamma, gammaln)
     return _SCIPY
