@@ -279,6 +279,7 @@ class CovEstimate:
     min_eig: float = math.nan
     refit: bool = False  # GARCH parameters were re-estimated in this call
     timings: dict[str, float] = field(default_factory=dict)
+    factor: Any = None  # agent.risk.factor.FactorModel when Σ came from the factor model (cov = its dense form)
 
     def to_record(self, max_names: int = 100) -> dict[str, Any]:
         """Plain data for the decision log; the full matrix per ticker pair for universes up to `max_names`."""
@@ -293,6 +294,12 @@ class CovEstimate:
             "vols": {t: float(v) for t, v in zip(self.tickers, self.vols, strict=True)},
             "params": self.params,
         }
+        if self.factor is not None:
+            rec["factor_model"] = {
+                "k": self.factor.k,
+                "shrinkage": self.factor.shrinkage,
+                "method": self.factor.method,
+            }
         if len(self.tickers) <= max_names:
             rec["cov"] = {
                 a: {b: float(self.cov[i, j]) for j, b in enumerate(self.tickers)}
@@ -348,6 +355,14 @@ class CovarianceEstimator:
         self._cache: _GarchCache | None = None
         self.n_refits = 0  # for diagnostics and tests
 
+    @property
+    def uses_factor_model(self) -> bool:
+        """`risk.model`: factor, or auto from `factor_min_n` assets on (settings without the field: full)."""
+        model = getattr(self.settings, "model", "full")
+        return model == "factor" or (
+            model == "auto" and len(self.tickers) >= int(getattr(self.settings, "factor_min_n", 100))
+        )
+
     # ----- public -----
     def estimate(
         self, returns: pd.DataFrame, asof: Any, *, fixed_params: dict[str, dict[str, Any]] | None = None
@@ -401,9 +416,22 @@ class CovarianceEstimator:
             _, corr = cov_to_corr(cov)
             used = method
         var = self._sanitize(var, x, fallbacks, method)
-        cov, repaired, min_eig = assemble_covariance(
-            np.sqrt(var), corr, self.settings.shrinkage, self.settings.eigen_floor
-        )
+        fm = None
+        if self.uses_factor_model:
+            from agent.risk.factor import factor_model
+
+            st = self.settings
+            fm = factor_model(
+                x[-st.corr_window :],
+                np.sqrt(var),
+                int(getattr(st, "factors", 10)),
+                getattr(st, "factor_shrinkage", "oas"),
+            )
+            cov, repaired, min_eig = fm.dense(), False, math.nan  # positive definite by construction
+        else:
+            cov, repaired, min_eig = assemble_covariance(
+                np.sqrt(var), corr, self.settings.shrinkage, self.settings.eigen_floor
+            )
         vols, corr_out = cov_to_corr(cov)
         return CovEstimate(
             cov=_readonly(cov),
@@ -419,6 +447,7 @@ class CovarianceEstimator:
             min_eig=min_eig,
             refit=refit,
             timings={"total_ms": (time.perf_counter() - t0) * 1e3},
+            factor=fm,
         )
 
     # ----- internals -----
