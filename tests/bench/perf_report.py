@@ -122,8 +122,8 @@ def render(d: Path, note: str) -> str:
             )
         w(
             "\nThe parameter gap is against `arch` at its default tolerance, which stops early along flat "
-            "directions; "min LL gain" is the smallest (MLE − `arch`) log-likelihood difference, relative (≥ 0: the
-MLE's optimum is never worse). Against `arch` run with "
+            "directions; 'min LL gain' is the smallest (MLE − `arch`) log-likelihood difference, relative "
+            "(≥ 0: the MLE's optimum is never worse). Against `arch` run with "
             "`tol=1e-12` the parameters agree within 1e-4 for every Dow name and sector ETF, normal and "
             "Student-t, (1,1), (1,2), (2,1) (tests/unit/test_garch_mle.py).\n"
         )
