@@ -45,7 +45,7 @@ def _stages(r: dict) -> str:
 
 
 def render(d: Path, note: str) -> str:
-    garch, ratio, step = _load(d, "garch"), _load(d, "ratio"), _load(d, "step")
+    garch, ratio, step, large = _load(d, "garch"), _load(d, "ratio"), _load(d, "step"), _load(d, "large")
     replay, sp = _load(d, "replay") or {}, (_load(d, "sp500") or {}).get("sp500")
     load = os.getloadavg()
     out: list[str] = []
@@ -168,6 +168,24 @@ def render(d: Path, note: str) -> str:
             )
         else:
             w(f"Default weekly replays are not comparable row for row: {dd}.\n")
+    if large:
+        f, g = large["full"], large["factor"]
+        w(f"## {large['n_assets']} S&P names: one decision's risk + solve step, full Σ vs factor model\n")
+        w(
+            f"{large['decisions']} weekly decisions from {large['first']}, EWMA variances on both sides, "
+            "optimizer rebuilt per decision (tests/bench/bench_large.py).\n"
+        )
+        w("| Σ | covariance step (median) | solve (median) | min eigenvalue of Σ | optimizer used |")
+        w("|---|---|---|---|---|")
+        for lab, r in (
+            ("full, fixed 0.1 shrinkage, dense solve", f),
+            ("factor (OAS + 10 PCA), factor form", g),
+        ):
+            w(
+                f"| {lab} | {r['cov_ms']:.0f} ms | {r['opt_ms']:.0f} ms | {r['min_eig']:.2e} | "
+                f"{', '.join(r['methods_used'])} |"
+            )
+        w(f"\nSolve ratio full / factor: **{large['opt_ratio_full_over_factor']:.1f}×**.\n")
     if step:
         w("## Per-decision optimizer step (compiled DPP re-solve, max-Sharpe with costs and turnover cap)\n")
         w("| N | solve (wall) | cvxpy parameter stuffing | Clarabel | rest (set-up, unpack, checks) |")
