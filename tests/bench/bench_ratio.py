@@ -67,7 +67,11 @@ def run(n_decisions: int, checkpoint: Path | None = None) -> dict:
     from agent.settings import RiskSettings
 
     px = pd.read_csv(DATA / "djia_daily.csv", index_col="date", parse_dates=True).astype("float64")
-    px = px.loc[:"2019-12-31"].dropna(axis=1)
+    px = px.loc[:"2019-12-31"]
+    px = px.loc[
+        :, px.iloc[-(n_decisions + FIT_WINDOW + 260) :].notna().all()
+    ]  # complete over the windows used
+    px = px.iloc[-(n_decisions + FIT_WINDOW + 260) :]
     ret = px.pct_change().iloc[1:]
     tickers = list(ret.columns)
     n = len(tickers)
