@@ -184,6 +184,13 @@ class RiskSettings(_Section):
     min_observations: int = Field(250, ge=30)
     eigen_floor: float = Field(1e-10, ge=0)
     shrinkage: float = Field(0.0, ge=0, le=1)  # toward the diagonal, for correlation windows shorter than N
+    # Σ for large universes (agent/risk/factor.py): "factor" = correlation shrunk toward I (Ledoit-Wolf or OAS,
+    # closed-form intensity) + PCA factor model, full rank by construction and solved in factor form; "auto"
+    # uses it from `factor_min_n` assets on, so the small profiles keep the full Σ (their decisions unchanged).
+    model: Literal["full", "factor", "auto"] = "auto"
+    factor_min_n: int = Field(100, ge=2)
+    factors: int = Field(10, ge=1)  # principal components; a round default, not tuned (issue 12)
+    factor_shrinkage: Literal["lw", "oas"] = "oas"
 
     @model_validator(mode="before")
     @classmethod

@@ -213,6 +213,7 @@ class Optimizer:
         self.max_exposure, self.bounds_reason = self._check_bounds()
         self._programs: dict[str, _Program] = {}
         self.last_solver_stats: Any = None  # cvxpy SolverStats of the latest solve (benchmarks, debugging)
+        self._fm: Any = None  # the factor model of the solve in progress (rebuild mode only)
         if not self.rebuild and self.bounds_reason is None:
             self._programs[method] = self._build(method)  # compile up front: the first decision is not slower
 
@@ -304,11 +305,12 @@ class Optimizer:
 
         n = self.n
         const = values is not None
+        vals: Mapping[str, Any] = values if values is not None else {}
         params: dict[str, Any] = {}
 
         def par(name: str, shape: tuple[int, ...], **kw: Any) -> Any:
-            if values is not None:
-                return values[name]
+            if const:
+                return vals[name]
             params[name] = cp.Parameter(shape, name=name, **kw)
             return params[name]
 
@@ -344,12 +346,14 @@ class Optimizer:
         if self.cost_rate > 0 and trade_sum is not None:
             cost = par("cost", (), nonneg=True) * trade_sum
         risk: Any = None
+        objective: Any = None
         if method != "target_volatility":
-            if values is not None:  # rebuild mode: a sparse quadratic block is what Clarabel factors fastest
-                risk = cp.quad_form(x, cp.psd_wrap(values["sigma_matrix"]))
+            if const and vals.get("G") is not None:  # factor form: O(N·k) instead of a dense N×N block
+                risk = cp.sum_squares(vals["G"].T @ x) + cp.sum_squares(cp.multiply(vals["d_sqrt"], x))
+            elif const:  # rebuild mode: a sparse quadratic block is what Clarabel factors fastest
+                risk = cp.quad_form(x, cp.psd_wrap(vals["sigma_matrix"]))
             else:  # DPP: quad_form with a matrix Parameter is not DPP; a factor Parameter is
                 risk = cp.sum_squares(par("F", (n, n)).T @ x)
-        objective: Any
         if method == "max_sharpe":
             mu = par("mu", (n,))
             cons.append(mu @ x - (cost if cost is not None else 0) >= 1)
@@ -364,7 +368,11 @@ class Optimizer:
             objective = cp.Maximize(expr - cost if cost is not None else expr)
         else:  # target_volatility
             mu = par("mu", (n,))
-            cons.append(cp.norm(par("F", (n, n)).T @ x, 2) <= par("sigma", (), nonneg=True))
+            if const and vals.get("G") is not None:
+                stacked = cp.hstack([vals["G"].T @ x, cp.multiply(vals["d_sqrt"], x)])
+                cons.append(cp.norm(stacked, 2) <= vals["sigma"])
+            else:
+                cons.append(cp.norm(par("F", (n, n)).T @ x, 2) <= par("sigma", (), nonneg=True))
             objective = cp.Maximize(mu @ x - cost if cost is not None else mu @ x)
         problem = cp.Problem(objective, cons)
         if not const and not problem.is_dpp():  # pragma: no cover - a formulation bug, caught by tests
@@ -373,9 +381,18 @@ class Optimizer:
 
     # ------------------------------------------------------------------ solving
     def solve(
-        self, mu: np.ndarray | None, cov: np.ndarray, w_prev: np.ndarray | None = None
+        self,
+        mu: np.ndarray | None,
+        cov: np.ndarray,
+        w_prev: np.ndarray | None = None,
+        *,
+        factor_model: Any = None,
     ) -> AllocationResult:
-        """Target weights for daily ``mu`` and ``cov`` from the drifted weights ``w_prev``. Never raises."""
+        """Target weights for daily ``mu`` and ``cov`` from the drifted weights ``w_prev``. Never raises.
+
+        ``factor_model`` (an `agent.risk.factor.FactorModel` whose dense form is ``cov``): in rebuild mode
+        (large N) risk is posed in factor form, ‖Gᵀw‖² + ‖d^½∘w‖², so a solve costs O(N·k), not O(N²), and no
+        N×N factorization is needed. Ignored by the compiled (DPP) small-N path."""
         t0 = time.perf_counter()
         n = self.n
         trace: list[dict[str, Any]] = []
@@ -392,7 +409,11 @@ class Optimizer:
             cov_bad = cov_arr.shape != (n, n) or not np.all(np.isfinite(cov_arr))
         except (TypeError, ValueError):
             cov_bad = True
-        if not cov_bad and cov_arr is not None:
+        self._fm = None
+        if not cov_bad and factor_model is not None and self.rebuild and _usable_factor(factor_model, n):
+            self._fm = factor_model
+            factor = np.empty((n, 0))  # not used in factor form; marks the covariance as usable
+        elif not cov_bad and cov_arr is not None:
             factor, repaired = factor_cov(cov_arr)
             if repaired:
                 cov_arr = factor @ factor.T
@@ -532,7 +553,11 @@ class Optimizer:
             "cost": self.cost_rate * s_mu,
             "sigma": self.target_vol_daily * math.sqrt(s_risk),
         }
-        if self.rebuild:
+        fm = getattr(self, "_fm", None)
+        if self.rebuild and fm is not None:
+            values["G"] = fm.sqrt_factor() * math.sqrt(s_risk)
+            values["d_sqrt"] = np.sqrt(fm.specific_var * s_risk)
+        elif self.rebuild:
             values["sigma_matrix"] = cov * s_risk
         return values
 
@@ -612,6 +637,22 @@ class Optimizer:
         if name == "mean_variance":
             return float(excess @ w) - self.risk_aversion / 2 * var - cost
         return float(excess @ w) - cost
+
+
+def _usable_factor(fm: Any, n: int) -> bool:
+    """A factor model of the right shape with finite loadings and positive specific variances."""
+    try:
+        g = np.asarray(fm.sqrt_factor(), dtype=float)
+        d = np.asarray(fm.specific_var, dtype=float)
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return (
+        g.ndim == 2
+        and g.shape[0] == n
+        and d.shape == (n,)
+        and bool(np.all(np.isfinite(g)))
+        and bool(np.all(np.isfinite(d)) and np.all(d > 0))
+    )
 
 
 def _vector(v: Any, n: int) -> tuple[np.ndarray, bool]:

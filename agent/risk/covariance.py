@@ -279,6 +279,7 @@ class CovEstimate:
     min_eig: float = math.nan
     refit: bool = False  # GARCH parameters were re-estimated in this call
     timings: dict[str, float] = field(default_factory=dict)
+    factor: Any = None  # agent.risk.factor.FactorModel when Σ came from the factor model (cov = its dense form)
 
     def to_record(self, max_names: int = 100) -> dict[str, Any]:
         """Plain data for the decision log; the full matrix per ticker pair for universes up to `max_names`."""
@@ -293,6 +294,12 @@ class CovEstimate:
             "vols": {t: float(v) for t, v in zip(self.tickers, self.vols, strict=True)},
             "params": self.params,
         }
+        if self.factor is not None:
+            rec["factor_model"] = {
+                "k": self.factor.k,
+                "shrinkage": self.factor.shrinkage,
+                "method": self.factor.method,
+            }
         if len(self.tickers) <= max_names:
             rec["cov"] = {
                 a: {b: float(self.cov[i, j]) for j, b in enumerate(self.tickers)}
@@ -322,8 +329,9 @@ class CovarianceEstimator:
     """Stateful Σ estimator that one run or backtest keeps across decisions.
 
     GARCH parameters are re-estimated in the first session of each block of `refit_every` weekdays (see
-    `refit_epoch`) on the last `fit_window` returns up to that session, warm-started from the previous block's
-    parameters; in between, variances are filtered forward with fixed parameters over the new rows only.
+    `refit_epoch`) on the last `fit_window` returns up to that session, from data-determined starting values
+    (never warm-started: a refit is a function of its window alone, so every process agrees); in between,
+    variances are filtered forward with fixed parameters over the new rows only.
     Because the block boundaries are calendar dates, the schedule is the same whatever date a backtest or
     daemon starts from. A call whose `asof` is before the cached state, or whose data does not extend the
     cached window (revised prices, a shorter frame), is computed from scratch without a warm start and leaves
@@ -347,6 +355,14 @@ class CovarianceEstimator:
         self._cache: _GarchCache | None = None
         self.n_refits = 0  # for diagnostics and tests
 
+    @property
+    def uses_factor_model(self) -> bool:
+        """`risk.model`: factor, or auto from `factor_min_n` assets on (settings without the field: full)."""
+        model = getattr(self.settings, "model", "full")
+        return model == "factor" or (
+            model == "auto" and len(self.tickers) >= int(getattr(self.settings, "factor_min_n", 100))
+        )
+
     # ----- public -----
     def estimate(
         self, returns: pd.DataFrame, asof: Any, *, fixed_params: dict[str, dict[str, Any]] | None = None
@@ -354,8 +370,8 @@ class CovarianceEstimator:
         """Σ at `asof` from returns with dates ≤ asof (later rows, if any, are ignored).
 
         `fixed_params` (ticker -> `GarchParams.to_dict()`, as recorded in a decision) replaces estimation for
-        those tickers: audit replay recomputes a decision from its recorded parameters exactly, because warm-
-        started refits depend on the run's history at optimizer tolerance. The live cache is left alone."""
+        those tickers: audit replay recomputes a decision from its recorded parameters without refitting (and
+        so also replays records written by older, warm-started versions). The live cache is left alone."""
         with _one_blas_thread():
             return self._estimate(returns, asof, fixed_params)
 
@@ -400,9 +416,22 @@ class CovarianceEstimator:
             _, corr = cov_to_corr(cov)
             used = method
         var = self._sanitize(var, x, fallbacks, method)
-        cov, repaired, min_eig = assemble_covariance(
-            np.sqrt(var), corr, self.settings.shrinkage, self.settings.eigen_floor
-        )
+        fm = None
+        if self.uses_factor_model:
+            from agent.risk.factor import factor_model
+
+            st = self.settings
+            fm = factor_model(
+                x[-st.corr_window :],
+                np.sqrt(var),
+                int(getattr(st, "factors", 10)),
+                getattr(st, "factor_shrinkage", "oas"),
+            )
+            cov, repaired, min_eig = fm.dense(), False, math.nan  # positive definite by construction
+        else:
+            cov, repaired, min_eig = assemble_covariance(
+                np.sqrt(var), corr, self.settings.shrinkage, self.settings.eigen_floor
+            )
         vols, corr_out = cov_to_corr(cov)
         return CovEstimate(
             cov=_readonly(cov),
@@ -418,6 +447,7 @@ class CovarianceEstimator:
             min_eig=min_eig,
             refit=refit,
             timings={"total_ms": (time.perf_counter() - t0) * 1e3},
+            factor=fm,
         )
 
     # ----- internals -----
@@ -482,9 +512,10 @@ class CovarianceEstimator:
             ):
                 self._advance(cache, x[k + 1 :], dates[k + 1 :])
                 return self._finish(cache, x, False)
-        # first call, a new refit block, or data that does not extend the cached window: re-estimate
-        warm = cache.params if cache is not None else None
-        self._cache = self._fit(x, dates, fit_start, fit_end, epochs_last, warm=warm)
+        # first call, a new refit block, or data that does not extend the cached window: re-estimate, cold.
+        # Why never warm-started from the previous block: a refit must be a function of the fit window alone, so
+        # a new process per slot (run --once, a restarted daemon) gets the parameters a continuous replay got.
+        self._cache = self._fit(x, dates, fit_start, fit_end, epochs_last, warm=None)
         return self._finish(self._cache, x, True)
 
     def _fit(

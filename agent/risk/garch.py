@@ -35,7 +35,7 @@ import datetime as dt
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -50,6 +50,7 @@ __all__ = [
     "filter_state",
     "filter_variance",
     "fit_garch",
+    "fit_garch_arch",
     "forecast_batch",
     "forecast_variance",
     "initial_state",
@@ -87,7 +88,8 @@ class GarchParams:
     backcast: float | None = None
     dist: Dist = "normal"
     mean: Mean = "constant"
-    message: str = ""  # optimizer message when not converged
+    message: str = ""  # optimizer message when not converged (or why the MLE fell back to `arch`)
+    estimator: str = "arch"  # "mle" (agent.risk.garch_mle, analytic gradient) or "arch" (reference/fallback)
 
     @property
     def p(self) -> int:
@@ -127,6 +129,7 @@ class GarchParams:
             "mean": self.mean,
             "persistence": self.persistence,
             "backcast": self.backcast,
+            "estimator": self.estimator,
         }
 
     @classmethod
@@ -146,6 +149,7 @@ class GarchParams:
             backcast=None if d.get("backcast") is None else float(d["backcast"]),
             dist=d.get("dist", "normal"),
             mean=d.get("mean", "constant"),
+            estimator=str(d.get("estimator", "arch")),
         )
 
     def arch_vector(self) -> np.ndarray:
@@ -401,8 +405,106 @@ def fit_garch(
     mean: Mean = "constant",
     fitted_on: Any = None,
     maxiter: int = 500,
+    estimator: Literal["mle", "arch"] = "mle",
 ) -> GarchParams:
     """Maximum-likelihood GARCH fit of one return series (decimal units in, decimal units out).
+
+    `estimator="mle"` (default) uses `agent.risk.garch_mle` (exact gradient, same conventions and optimum as
+    `arch`, ~3-5x faster); a fit that does not converge there is redone with `arch` and the reason is kept in
+    `message` (``estimator == "arch"``). `estimator="arch"` is the reference path. Arguments as in
+    `fit_garch_arch`.
+    """
+    if estimator == "arch":
+        return fit_garch_arch(
+            returns, p, q, dist, starting_values, mean=mean, fitted_on=fitted_on, maxiter=maxiter
+        )
+    from agent.risk.garch_mle import fit_garch_mle
+
+    r = np.asarray(returns, dtype=float).ravel()
+    r = r[np.isfinite(r)]
+    if r.shape[0] < 10:
+        raise ValueError(f"need at least 10 finite returns to fit GARCH, got {r.shape[0]}")
+    if p < 1 or q < 1:
+        raise ValueError(f"GARCH orders must be >= 1 (p={p}, q={q})")
+    sv: np.ndarray | None = None
+    if isinstance(starting_values, GarchParams):
+        if (starting_values.p, starting_values.q, starting_values.dist, starting_values.mean) == (
+            p,
+            q,
+            dist,
+            mean,
+        ):
+            sv = starting_values.arch_vector()
+    elif starting_values is not None:
+        sv = np.asarray(starting_values, dtype=float)
+    fit = fit_garch_mle(r * _SCALE, p, q, dist, mean, starting_values=sv, maxiter=maxiter)
+    prm = _params_from_vector(
+        fit.params, r, p, q, dist, mean, fit.loglik, fit_ok=fit.converged, msg=fit.message
+    )
+    if prm.converged:
+        return replace(prm, fitted_on=_as_date(fitted_on), estimator="mle")
+    ref = fit_garch_arch(r, p, q, dist, starting_values, mean=mean, fitted_on=fitted_on, maxiter=maxiter)
+    why = f"mle did not converge ({prm.message}); fitted with arch"
+    return replace(ref, message=f"{why}; {ref.message}" if ref.message else why)
+
+
+def _params_from_vector(
+    v: np.ndarray,
+    r: np.ndarray,
+    p: int,
+    q: int,
+    dist: Dist,
+    mean: Mean,
+    loglik_pct: float,
+    *,
+    fit_ok: bool,
+    msg: str,
+) -> GarchParams:
+    """GarchParams (decimal units) from an `arch`-ordered percent-unit vector, with the stationarity checks."""
+    k = 0
+    mu = 0.0
+    if mean == "constant":
+        mu = float(v[0]) / _SCALE
+        k = 1
+    omega = float(v[k]) / _SCALE**2
+    alphas = tuple(float(x) for x in v[k + 1 : k + 1 + q])
+    betas = tuple(float(x) for x in v[k + 1 + q : k + 1 + q + p])
+    nu = float(v[-1]) if dist == "t" else None
+    n = int(r.shape[0])
+    loglik = float(loglik_pct) + n * math.log(_SCALE)  # Jacobian of y = 100 r
+    ok = fit_ok and bool(np.all(np.isfinite(v))) and math.isfinite(loglik)
+    if ok and omega <= 0:
+        ok, msg = False, f"omega {omega:g} <= 0"
+    if ok and sum(alphas) + sum(betas) >= 1.0:
+        ok, msg = False, f"persistence {sum(alphas) + sum(betas):.6f} >= 1 (not covariance stationary)"
+    return GarchParams(
+        omega=omega,
+        alphas=alphas,
+        betas=betas,
+        mu=mu,
+        nu=nu,
+        loglik=loglik,
+        converged=ok,
+        n_obs=n,
+        backcast=_backcast_for(r, mean),
+        dist=dist,
+        mean=mean,
+        message=msg,
+    )
+
+
+def fit_garch_arch(
+    returns: np.ndarray,
+    p: int = 1,
+    q: int = 1,
+    dist: Dist = "normal",
+    starting_values: GarchParams | np.ndarray | None = None,
+    *,
+    mean: Mean = "constant",
+    fitted_on: Any = None,
+    maxiter: int = 500,
+) -> GarchParams:
+    """Maximum-likelihood GARCH fit with `arch` (the reference and the fallback of `fit_garch`).
 
     `p` = variance (β) lags, `q` = shock (α) lags (module docstring). Non-finite returns are dropped.
     `starting_values` (a previous `GarchParams` of the same spec, or an `arch`-ordered vector in percent units)

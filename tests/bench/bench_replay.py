@@ -38,13 +38,69 @@ def _replay(profile: str, prices: object, start: str, end: str, **over: object) 
             s, store, dt.date.fromisoformat(start), dt.date.fromisoformat(end), Path(d), write_report=False
         )
         wall = time.perf_counter() - t0
+        wfile = Path(d) / "weights.csv"
+        weights = wfile.read_text() if wfile.exists() else ""
     t = res.timings
+    WEIGHTS[f"{profile}:{start}:{end}:{ESTIMATOR}"] = weights
     return {
         "decisions": res.n_decisions,
         "replay_s": t["replay_s"],
         "wall_s": wall,
+        "estimator": ESTIMATOR,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "stages_ms": {k: round(v, 1) for k, v in t.items() if k.endswith("_ms")},
     }
+
+
+ESTIMATOR = "mle"  # GARCH estimator used by the replays (--estimator arch: the reference, for A/B runs)
+WEIGHTS: dict[str, str] = {}  # weights.csv text per replay, to compare decisions between estimators
+
+
+def _use_estimator(name: str) -> None:
+    """Point the covariance estimator's GARCH fits at `name` ("mle" default, "arch" the reference)."""
+    import functools
+
+    import agent.risk.covariance as cov
+    from agent.risk.garch import fit_garch
+
+    global ESTIMATOR
+    ESTIMATOR = name
+    cov.fit_garch = functools.partial(fit_garch, estimator=name)  # type: ignore[assignment]
+
+
+def _weights_diff(a: str, b: str) -> dict:
+    """How far two replays' target weights are apart (max |Δw| over all dates and tickers)."""
+    import io
+
+    import pandas as pd
+
+    wa = pd.read_csv(io.StringIO(a), index_col=0)
+    wb = pd.read_csv(io.StringIO(b), index_col=0)
+    if wa.shape != wb.shape:
+        return {"comparable": False, "shapes": [list(wa.shape), list(wb.shape)]}
+    num_a, num_b = wa.select_dtypes("number"), wb.select_dtypes("number")
+    d = (num_a - num_b).abs()
+    rows = int((d.max(axis=1) > 0).sum())
+    return {
+        "comparable": True,
+        "rows": len(d),
+        "rows_changed": rows,
+        "max_abs_weight_change": float(d.to_numpy().max()) if d.size else 0.0,
+    }
+
+
+def bench_default_ab() -> dict:
+    """The default weekly replay with the reference `arch` fits and with the MLE: time and decisions."""
+    prices = _load("sector_etfs_daily.csv")
+    out = {}
+    for name in ("arch", "mle"):
+        _use_estimator(name)
+        out[name] = _replay("default", prices, "2020-01-01", "2024-12-31")
+    _use_estimator("mle")
+    k = "default:2020-01-01:2024-12-31:"
+    out["decisions_arch_vs_mle"] = _weights_diff(WEIGHTS[k + "arch"], WEIGHTS[k + "mle"])
+    out["ratio_arch_over_mle"] = out["arch"]["replay_s"] / out["mle"]["replay_s"]
+    return out
 
 
 def _load(name: str):
@@ -136,6 +192,7 @@ def bench_naive_ratio() -> dict:
 
 BENCHES = {
     "default": bench_default,
+    "default_ab": bench_default_ab,
     "djia_daily": bench_djia_daily,
     "sp500": bench_sp500,
     "naive": bench_naive_ratio,
@@ -144,10 +201,17 @@ BENCHES = {
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=sorted(BENCHES), action="append")
+    ap.add_argument("--estimator", choices=["mle", "arch"], default="mle")
+    ap.add_argument("--json", type=Path, help="write {bench: result} here (for tests/bench/perf_report.py)")
     a = ap.parse_args()
+    _use_estimator(a.estimator)
+    results = {}
     for name in a.only or list(BENCHES):
         t0 = time.perf_counter()
         out = BENCHES[name]()
+        results[name] = out
         print(f"== {name} ({time.perf_counter() - t0:.1f} s)")
         print(json.dumps(out, indent=2))
         sys.stdout.flush()
+        if a.json:
+            a.json.write_text(json.dumps(results, indent=2))

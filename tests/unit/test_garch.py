@@ -56,7 +56,8 @@ def r_study() -> np.ndarray:
 
 
 def test_order_mapping_and_fit_match_arch(r_study):
-    prm = fit_garch(r_study, p=2, q=1)
+    prm = fit_garch(r_study, p=2, q=1, estimator="arch")
+    assert prm.estimator == "arch"
     res = arch_model_for(r_study, 2, 1).fit(disp="off")
     names = list(res.params.index)
     assert names == ["mu", "omega", "alpha[1]", "beta[1]", "beta[2]"]  # one shock lag, two variance lags
@@ -118,8 +119,22 @@ def test_forecast_matches_arch(p, q, dist, mean, vec, horizon):
     assert average_variance(prm, state, horizon) == pytest.approx(float(np.mean(ref)), rel=1e-8)
 
 
-def test_forecast_matches_fitted_result(r_study):
+def test_default_mle_fit_matches_tight_arch(r_study):
+    """The default estimator (analytic-gradient MLE) reaches arch's optimum (arch run to a tight tolerance)."""
     prm = fit_garch(r_study, p=2, q=1)
+    assert prm.estimator == "mle" and prm.converged
+    res = arch_model_for(r_study, 2, 1).fit(disp="off", tol=1e-12)
+    np.testing.assert_allclose(prm.arch_vector(), res.params.to_numpy(), rtol=0, atol=1e-4)
+    ll_arch = res.loglikelihood + len(r_study) * np.log(100)
+    assert prm.loglik >= ll_arch - 1e-9 * abs(ll_arch)
+    # the recorded path and the filter agree with arch's fixed-parameter filter at our optimum
+    fixed = arch_model_for(r_study, 2, 1).fix(prm.arch_vector())
+    np.testing.assert_allclose(filter_variance(r_study, prm), (fixed.conditional_volatility / 100) ** 2, rtol=1e-8)
+    assert GarchParams.from_dict(prm.to_dict()).estimator == "mle"
+
+
+def test_forecast_matches_fitted_result(r_study):
+    prm = fit_garch(r_study, p=2, q=1, estimator="arch")
     res = arch_model_for(r_study, 2, 1).fit(disp="off")
     ref = res.forecast(horizon=63, reindex=False).variance.to_numpy()[-1] / 1e4
     _, state = filter_state(r_study, prm)
