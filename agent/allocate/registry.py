@@ -52,6 +52,7 @@ class AllocationInputs:
     returns: pd.DataFrame
     mu: np.ndarray | None = None
     model_weights: np.ndarray | None = None
+    factor_model: Any = None  # the risk stage's factor model (large universes): the optimizer poses risk in factor form
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,10 @@ class OptimizerAllocator:
     def allocate(self, inputs: AllocationInputs) -> Allocation:
         n = inputs.cov.shape[0]
         res = self.optimizer.solve(
-            inputs.mu if inputs.mu is not None else np.zeros(n), inputs.cov, inputs.current
+            inputs.mu if inputs.mu is not None else np.zeros(n),
+            inputs.cov,
+            inputs.current,
+            factor_model=inputs.factor_model,
         )
         record: dict[str, Any] = {
             "method_used": res.method_used,

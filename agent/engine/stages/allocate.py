@@ -64,6 +64,7 @@ class AllocateStage(Stage):
             returns=frame.need("returns"),
             mu=frame.mu,
             model_weights=frame.model_weights,
+            factor_model=getattr(frame.cov_estimate, "factor", None),
         )
         alloc = allocator.allocate(inputs)
         return self._finish(frame, np.asarray(alloc.weights, dtype=float), alloc.record)
