@@ -72,7 +72,7 @@ def per_period_metrics(
     s = _clean_nav(nav)
     if len(s) < 2:
         return {}
-    periods = s.index.to_period(alias)
+    periods = pd.DatetimeIndex(s.index).to_period(alias)
     out: dict[str, dict[str, Any]] = {}
     pos = np.arange(len(s))
     for label in periods.unique():

@@ -55,7 +55,7 @@ def _period_returns(nav: pd.Series, alias: str) -> pd.Series:
     s = _clean_nav(nav)
     if len(s) < 2:
         return pd.Series(dtype="float64")
-    periods = s.index.to_period(alias)
+    periods = pd.DatetimeIndex(s.index).to_period(alias)
     last = s.groupby(periods).last()
     base = last.shift(1)
     base.iloc[0] = s.iloc[0]
@@ -85,7 +85,7 @@ def monthly_returns_grid(nav: pd.Series) -> pd.DataFrame:
         values[rows, [p.month - 1 for p in m.index]] = m.to_numpy()
     grid = pd.DataFrame(values, index=years, columns=list(range(1, 13)))
     y = yearly_returns(nav)
-    grid["year"] = pd.Series({p.year: float(v) for p, v in y.items()}).reindex(grid.index)
+    grid["year"] = pd.Series(y.to_numpy(), index=pd.PeriodIndex(y.index).year).reindex(grid.index)
     grid.index.name = "year"
     return grid
 
