@@ -147,7 +147,10 @@ def portfolio_colors(names: Sequence[str]) -> dict[str, str]:
 
 def display_name(name: str) -> str:
     """'equal_weight' -> 'Equal weight': portfolio names as people read them (keys stay snake_case in JSON)."""
-    return str(name).replace("_", " ").replace("-", " ").strip().capitalize() or str(name)
+    special = {"static_mvo": "Static MVO", "sixty_forty": "60/40"}
+    return (
+        special.get(name) or str(name).replace("_", " ").replace("-", " ").strip().capitalize() or str(name)
+    )
 
 
 _NARROW: ContextVar[bool] = ContextVar("agent_plots_narrow", default=False)
@@ -195,7 +198,7 @@ def time_figure(n_legend: int, *, ncol: int | None = None, height: float = _AX_H
 
     narrow = _NARROW.get()
     width = _NARROW_WIDTH if narrow else _SIZE[0]
-    cols = max(1, ncol or (2 if narrow else 6))
+    cols = max(1, ncol or (2 if narrow else 5))
     rows = -(-n_legend // cols) if n_legend else 0
     m = _MARGIN_IN
     total_h = height + m["top"] + m["bottom"] + rows * m["legend_row"] + (0.15 if rows else 0.0)
@@ -234,8 +237,14 @@ def _empty(ax: Any, text: str) -> None:
 
 
 def _xlim(ax: Any, span: tuple[Any, Any] | None) -> None:
+    """The page's common date range, and few enough date ticks that their labels never overlap."""
+    import matplotlib.dates as mdates
+
     if span is not None:
         ax.set_xlim(pd.Timestamp(span[0]), pd.Timestamp(span[1]))
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=5 if _NARROW.get() else 10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 def _span(navs: pd.DataFrame) -> tuple[Any, Any] | None:

@@ -113,6 +113,7 @@ table{border-collapse:collapse;margin:8px 0 16px 0;font-size:0.9em}
 th,td{border:1px solid #ddd;padding:3px 8px;white-space:nowrap}th{background:#f4f4f4;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums;font-family:Menlo,Consolas,monospace}
 td.neg{color:#b00}
+.scroll th:first-child{position:sticky;left:0;z-index:1}.scroll td:first-child{background:#fff}
 table.heat td{text-align:right;font-variant-numeric:tabular-nums;min-width:3.2em}
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:8px 0}
 dl.meta dt{font-weight:600}dl.meta dd{margin:0;overflow-wrap:anywhere}

@@ -176,7 +176,8 @@ def write_report(
     - meta: shown in the header in its own order (profile, window, costs, data source, ...); `deviations` and
       `notes` (str or list of str) go to the notes section.
     - windows: {window name: {portfolio: metrics}}; kfold: {portfolio: kfold_metrics result};
-      alphas: {name: alpha() result}; None computes the strategy against every other column of navs.
+      alphas: {name: alpha() result}, used only when navs has a single column; otherwise the strategy is
+      compared with every other column of navs.
     - n_trials: the number of strategy variants tried (the deflated Sharpe's N), stated on the page.
     - capital: the initial capital, to state costs as a share of it; extra_sections: (title, html) shown after
       the performance table (the live report's comparison with the backtest).
@@ -219,8 +220,9 @@ def write_report(
         return "".join(h for f, h in figures.items() if _SECTION_OF[f] == section)
 
     strat = "strategy" if "strategy" in names else (names[0] if names else None)
+    cost_share = (metrics.get(strat) or {}).get("costs") if strat is not None else None
     glance = {n: M.tearsheet_stats(navs[n].dropna()) for n in names}
-    if alphas is None and strat is not None:
+    if strat is not None and len(names) > 1:  # always every baseline (a caller's subset is replaced)
         alphas = {
             f"{plots.display_name(strat)} vs {plots.display_name(n)}": M.alpha(navs[strat], navs[n])
             for n in names
@@ -283,7 +285,7 @@ def write_report(
         "<h2>Efficient frontier</h2>",
         figs("frontier"),
         "<h2>Trades</h2>",
-        S.trades_html(trades, capital),
+        S.trades_html(trades, capital, cost_share),
     ]
     parts.append(S.decisions_html(decisions_summary))
     parts.append(S.notes_html(meta))

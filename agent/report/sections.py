@@ -143,8 +143,17 @@ def _frame_html(df: pd.DataFrame, max_rows: int) -> str:
     return scroll(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
-def trades_html(trades: pd.DataFrame | None, capital: float | None = None, max_rows: int = 50) -> str:
-    """Totals with units, then the last fills (dust fills counted but not listed)."""
+def trades_html(
+    trades: pd.DataFrame | None,
+    capital: float | None = None,
+    cost_share: float | None = None,
+    max_rows: int = 50,
+) -> str:
+    """Totals with units, then the last fills (dust fills counted but not listed).
+
+    The costs' share of the initial capital comes from `capital` when given, else from `cost_share` (the
+    strategy's `costs` metric, already that share).
+    """
     if trades is None or len(trades) == 0:
         return '<p class="note">No trades.</p>'
     real, dust = split_dust(trades)
@@ -158,7 +167,8 @@ def trades_html(trades: pd.DataFrame | None, capital: float | None = None, max_r
         facts["traded notional (sum of |notional|)"] = format_money(float(real["notional"].abs().sum()))
     if "cost" in trades.columns:
         total = float(trades["cost"].sum())
-        share = f" = {format_metric('costs', total / capital)} of initial capital" if capital else ""
+        frac = total / capital if capital else cost_share
+        share = f" = {format_metric('costs', frac)} of initial capital" if frac is not None else ""
         facts["total transaction costs"] = f"{format_money(total)}{share}"
     label = f"last {max_rows} fills" if len(real) > max_rows else "all fills"
     return (

@@ -64,6 +64,7 @@ def _inputs() -> dict[str, Any]:
         "windows": {"2022": {c: M.window_metrics(navs[c], "2022-01-01", "2022-12-31") for c in navs}},
         "kfold": {c: M.kfold_metrics(navs[c], 5) for c in navs},
         "decisions_summary": {"decisions": len(dec), "fallbacks": 1},
+        "n_random": 2000,  # fewer random portfolios: the frontier test below checks the frontier itself
     }
 
 
