@@ -10,7 +10,7 @@ matplotlib and scipy are imported lazily.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -31,6 +31,8 @@ __all__ = [
     "efficient_frontier",
     "equity_plot",
     "frontier_plot",
+    "line_style",
+    "main_column",
     "narrow_layout",
     "portfolio_colors",
     "random_portfolios",
@@ -143,6 +145,20 @@ def portfolio_colors(names: Sequence[str]) -> dict[str, str]:
     """A stable colour per portfolio name, the same in every plot, never repeated within one chart."""
     spare = iter(distinct_colors(len(names), exclude=[*_NAMED_COLORS.values()]))
     return {n: _NAMED_COLORS.get(n) or next(spare) for n in names}
+
+
+def main_column(names: Iterable[Any]) -> str:
+    """The portfolio the page is about: 'strategy' in a backtest, else the first column (the live book)."""
+    cols = [str(c) for c in names]
+    return "strategy" if "strategy" in cols else (cols[0] if cols else "")
+
+
+def line_style(name: str, main: str) -> dict[str, Any]:
+    """Width and dash of a portfolio's line: the main one thick, a backtest beside a live book dashed on top
+    (the two should coincide, and a solid line would hide the other)."""
+    if name == "backtest":
+        return {"lw": 1.3, "ls": (0, (4, 3)), "zorder": 3}
+    return {"lw": 1.8 if name == main else 1.1, "ls": "-", "zorder": 2}
 
 
 def display_name(name: str) -> str:
@@ -269,8 +285,13 @@ def equity_plot(
             return _png(fig)
         for col in navs.columns:
             s = navs[col].dropna()
-            lw = 1.8 if col == "strategy" else 1.1
-            ax.plot(s.index, s.to_numpy(), color=colors[str(col)], lw=lw, label=display_name(str(col)))
+            ax.plot(
+                s.index,
+                s.to_numpy(),
+                color=colors[str(col)],
+                label=display_name(str(col)),
+                **line_style(str(col), main_column(navs.columns)),
+            )
         when = pd.DatetimeIndex(pd.to_datetime(list(execution_dates))).sort_values().unique()
         when = when[(when >= navs.index[0]) & (when <= navs.index[-1])]
         if len(when):
@@ -284,7 +305,7 @@ def equity_plot(
                 ls="none",
                 color="#444444",
                 clip_on=False,
-                label=f"strategy executions ({len(when)})",
+                label=f"{display_name(main_column(navs.columns)).lower()} executions ({len(when)})",
             )
         ax.set_title(title)
         ax.set_ylabel("NAV (start = 1.0)")
@@ -302,14 +323,14 @@ def drawdown_plot(navs: pd.DataFrame, *, span: tuple[Any, Any] | None = None) ->
             return _png(fig)
         for col in navs.columns:
             dd = drawdown_series(navs[col].dropna()) * 100.0
-            if col == "strategy":
-                ax.fill_between(dd.index, dd.to_numpy(), 0.0, color=colors["strategy"], alpha=0.2, lw=0)
+            if str(col) == main_column(navs.columns):
+                ax.fill_between(dd.index, dd.to_numpy(), 0.0, color=colors[str(col)], alpha=0.2, lw=0)
             ax.plot(
                 dd.index,
                 dd.to_numpy(),
                 color=colors[str(col)],
-                lw=1.5 if col == "strategy" else 1.0,
                 label=display_name(str(col)),
+                **line_style(str(col), main_column(navs.columns)),
             )
         ax.set_title("Drawdown (underwater)")
         ax.set_ylabel("% below peak")
@@ -371,8 +392,8 @@ def rolling_sharpe_plot(
                 rs.index,
                 rs.to_numpy(),
                 color=colors[str(col)],
-                lw=1.5 if col == "strategy" else 1.0,
                 label=display_name(str(col)),
+                **line_style(str(col), main_column(navs.columns)),
             )
         if not drawn:
             _empty(ax, f"fewer than {window} sessions: no rolling Sharpe")

@@ -53,8 +53,6 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def _run(args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from agent.errors import DataError, UsageError
     from agent.ops.book import read_book
     from agent.report import live as L
@@ -107,7 +105,6 @@ def _run(args: argparse.Namespace) -> int:
         "decision log": f"{n_log} records" if n_log is not None else "missing",
         "costs": f"{settings.execution.cost_bps:g} bps per side",
         "backtest prices": str(label),
-        "generated for": dt.date.today().isoformat(),
     }
     extra = []
     if comparison is not None:

@@ -10,7 +10,17 @@ import numpy as np
 import pandas as pd
 
 from agent import metrics as M
-from agent.plots import _empty, _legend_below, _png, _xlim, display_name, portfolio_colors, time_figure
+from agent.plots import (
+    _empty,
+    _legend_below,
+    _png,
+    _xlim,
+    display_name,
+    line_style,
+    main_column,
+    portfolio_colors,
+    time_figure,
+)
 
 __all__ = ["rolling_beta_plot", "rolling_vol_plot", "yearly_returns_plot"]
 
@@ -60,8 +70,8 @@ def rolling_vol_plot(navs: pd.DataFrame, window: int = 126) -> bytes:
             if rv.empty:
                 continue
             drawn = True
-            lw = 1.5 if col == "strategy" else 1.0
-            ax.plot(rv.index, rv.to_numpy(), color=colors[str(col)], lw=lw, label=display_name(str(col)))
+            style = line_style(str(col), main_column(navs.columns))
+            ax.plot(rv.index, rv.to_numpy(), color=colors[str(col)], label=display_name(str(col)), **style)
         if not drawn:
             _empty(ax, f"fewer than {window} sessions: no rolling volatility")
             return _png(fig)
@@ -85,8 +95,8 @@ def rolling_beta_plot(navs: pd.DataFrame, benchmark: str, window: int = 126) -> 
                 if rb.empty:
                     continue
                 drawn = True
-                lw = 1.5 if col == "strategy" else 1.0
-                ax.plot(rb.index, rb.to_numpy(), color=colors[col], lw=lw, label=display_name(col))
+                style = line_style(col, main_column(navs.columns))
+                ax.plot(rb.index, rb.to_numpy(), color=colors[col], label=display_name(col), **style)
         if not drawn:
             _empty(ax, f"no rolling beta (needs a benchmark and {window} sessions)")
             return _png(fig)
