@@ -64,6 +64,7 @@ _NAMED_COLORS = {
     "sixty_forty": "#9467bd",
     "benchmark": "#000000",
     "live": "#ff7f0e",
+    "backtest": "#1f3b99",
 }
 # Reserved for cash in every chart (and hatched), so no asset can look like cash: no palette colour is grey.
 CASH_COLOR = "#e0e0e0"
