@@ -70,8 +70,8 @@ def _run(args: argparse.Namespace) -> int:
         raise DataError(f"{state}: the book has no marked NAV yet (runs: {len(book.runs)})")
     configure_from_settings(settings)
     out = Path(args.out) if args.out else Path("runs") / f"live-{settings.profile}"
-    if out.resolve() == state.resolve():
-        raise UsageError("--out must not be the state directory (the live book is read-only)")
+    if out.resolve() == state.resolve() or state.resolve() in out.resolve().parents:
+        raise UsageError("--out must be outside the state directory (the live book is read-only)")
     store, label = _prices(settings, args.prices)
     frame = store.load()
     tickers = list(settings.universe.tickers)
