@@ -184,7 +184,7 @@ def write_report(
     """
     from agent import metrics as M
     from agent import plots
-    from agent.report import charts
+    from agent.report import charts, frontier
     from agent.report import sections as S
 
     out_dir = Path(out_dir)
@@ -203,7 +203,7 @@ def write_report(
         "rolling_volatility.png": lambda: charts.rolling_vol_plot(navs, rolling_window),
         "rolling_beta.png": lambda: charts.rolling_beta_plot(navs, bench or "", rolling_window),
         "weights.png": lambda: plots.weights_plot(weights, end=end, span=span),
-        "frontier.png": lambda: plots.frontier_plot(asset_returns, points, n_random=n_random, seed=seed),
+        "frontier.png": lambda: frontier.frontier_plot(asset_returns, points, n_random=n_random, seed=seed),
     }
     figures: dict[str, str] = {}
     for fname, render in renderers.items():

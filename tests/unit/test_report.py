@@ -12,7 +12,7 @@ import pytest
 
 from agent import metrics as M
 from agent import plots
-from agent.report import PLOT_FILES, format_metric, summary_table, write_report
+from agent.report import PLOT_FILES, format_metric, frontier, summary_table, write_report
 
 TICKERS = ["AAA", "BBB", "CCC", "DDD"]
 
@@ -197,9 +197,9 @@ def test_format_metric_conventions() -> None:
 
 def test_efficient_frontier_is_on_or_left_of_random_portfolios() -> None:
     ar = _inputs()["asset_returns"]
-    fr = plots.efficient_frontier(ar, n_points=200)  # fine grid: chords of the convex frontier stay close
+    fr = frontier.efficient_frontier(ar, n_points=200)  # fine grid: chords of the convex frontier stay close
     assert np.allclose(fr.weights.sum(axis=1), 1.0) and (fr.weights >= -1e-12).all()
-    vols, rets = plots.random_portfolios(ar, n=2000, seed=1)
+    vols, rets = frontier.random_portfolios(ar, n=2000, seed=1)
     # no random portfolio beats the frontier: for each, the frontier reaches its return with no more vol
     eff_v, eff_r = fr.vols, fr.rets
     for v, r in zip(vols[:300], rets[:300], strict=True):
@@ -210,7 +210,7 @@ def test_efficient_frontier_is_on_or_left_of_random_portfolios() -> None:
             assert eff_v[lo] + t * (eff_v[hi] - eff_v[lo]) <= v + 1e-3
     assert vols.min() >= fr.vols.min() - 1e-9  # nothing below the global minimum variance
     assert rets.max() <= fr.rets.max() + 1e-12 and rets.min() >= fr.rets.min() - 1e-12
-    a, b = plots.random_portfolios(ar, n=50, seed=1), plots.random_portfolios(ar, n=50, seed=1)
+    a, b = frontier.random_portfolios(ar, n=50, seed=1), frontier.random_portfolios(ar, n=50, seed=1)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
