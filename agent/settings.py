@@ -38,6 +38,7 @@ __all__ = [
     "ExecutionSettings",
     "ForecastSettings",
     "LoggingSettings",
+    "OpsSettings",
     "OverlaySettings",
     "PathSettings",
     "RiskSettings",
@@ -335,6 +336,35 @@ class LoggingSettings(_Section):
     file: Path | None = None  # JSON lines; default: <state_dir>/logs/agent.jsonl for run/backtest
 
 
+OpsEvent = Literal["run_failure", "stop_transition", "stale_data", "model_change"]
+
+
+class OpsSettings(_Section):
+    """Operations hooks (agent.ops): a Prometheus textfile and an optional webhook. Never change a decision."""
+
+    metrics_file: Path | None = Field(
+        None,
+        description="Prometheus text file rewritten atomically after each run, for node-exporter's textfile "
+        "collector (must end in .prom); unset = no metrics file",
+    )
+    webhook_url: SecretStr | None = Field(
+        None, description="POST a JSON event here (may carry a token: redacted in `config show`); unset = off"
+    )
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="timeout of one webhook attempt")
+    webhook_retries: int = Field(2, ge=0, le=10, description="extra attempts after a failed webhook POST")
+    events: tuple[OpsEvent, ...] = Field(
+        ("run_failure", "stop_transition", "stale_data", "model_change"),
+        description="which events are sent to the webhook",
+    )
+
+    @field_validator("metrics_file")
+    @classmethod
+    def _prom_suffix(cls, v: Path | None) -> Path | None:
+        if v is not None and v.suffix != ".prom":
+            raise ValueError("ops.metrics_file must end in .prom (node-exporter's textfile collector reads *.prom)")
+        return v
+
+
 # The file layer (profile + user TOML, already merged) for the settings source below.
 _FILE_LAYER: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "_FILE_LAYER", default=None
@@ -369,6 +399,7 @@ class Settings(BaseSettings):
     backtest: BacktestSettings = BacktestSettings()
     paths: PathSettings = PathSettings()
     logging: LoggingSettings = LoggingSettings()
+    ops: OpsSettings = OpsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -478,7 +509,7 @@ class Settings(BaseSettings):
         logs are never change a decision), so the daemon and a backtest of one strategy share the digest."""
         from agent.decision import digest
 
-        plain = {k: v for k, v in self.redacted().items() if k not in ("paths", "logging")}
+        plain = {k: v for k, v in self.redacted().items() if k not in ("paths", "logging", "ops")}
         for section, names in DIGEST_NAMES.items():
             plain[section] = {names.get(k, k): v for k, v in plain[section].items()}
         return digest(plain)

@@ -1,7 +1,11 @@
 """Regenerate docs/RESULTS.md from actual replays: each profile's metrics next to its study's published figures.
 
-    python docs/make_results.py            # all profiles (a few minutes on 2 cores)
+    python docs/make_results.py            # all profiles: the one command that regenerates RESULTS.md
     python docs/make_results.py --only djia-lstm-garch
+    python docs/make_results.py --render-only   # rebuild the page from the runs already under runs/results/
+
+tests/integration/test_docs_results.py replays one cheap profile (equal-weight) and fails when its table in
+RESULTS.md no longer matches: the rows are built by `table_rows`, the same function the page uses.
 
 Every number in the "ours" rows comes from `agent backtest` output written under runs/results/<profile>/.
 """
@@ -123,6 +127,36 @@ def _fmt(k: str, v: object) -> str:
     return f"{100 * float(v):.1f}%"
 
 
+def table_rows(metrics: dict) -> list[str]:
+    """The Markdown rows of one replay's table, portfolios in ORDER (what the docs test compares)."""
+    rows = []
+    for name in sorted(metrics, key=lambda x: ORDER.index(x) if x in ORDER else len(ORDER)):
+        mm = metrics[name]
+        rows.append(f"| {name} (ours) | " + " | ".join(_fmt(k, mm.get(k)) for k in COLS) + " |")
+    return rows
+
+
+def section_rows(text: str, profile: str) -> list[str]:
+    """The '(ours)' rows of a profile's section in a RESULTS.md text."""
+    out: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            inside = line.startswith(f"## {profile} ")
+            continue
+        if inside and line.startswith("| ") and "(ours)" in line:
+            out.append(line)
+    return out
+
+
+def _machine() -> str:
+    import platform
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load_s = f", load average {load[0]:.1f} at the end" if load else ""
+    return f"{platform.machine()} {platform.system()}, {os.cpu_count()} logical CPUs{load_s}"
+
+
 def run(profile: str, window: str) -> dict:
     out = RUNS / profile
     env = dict(os.environ, AGENT_NO_PROGRESS="1")
@@ -229,6 +263,7 @@ def main() -> None:
         "uses a model whose train_end < t). Turnover is the sum of one-way turnover over the window; costs",
         "are a fraction of initial capital. Single replays: read the probabilistic Sharpe ratio in each run's",
         "metrics.json (`psr`) before calling an edge real.",
+        f"Timings below were measured on {_machine()} (shared with other work: read them as rough).",
         "",
     ]
     lines += _summary(results)
@@ -242,9 +277,7 @@ def main() -> None:
         if study:
             lines += [f"Study: {study['source']}.", ""]
         lines += ["| portfolio | " + " | ".join(HEAD) + " |", "|---|" + "---|" * len(HEAD)]
-        for name in sorted(m, key=lambda x: ORDER.index(x) if x in ORDER else len(ORDER)):
-            mm = m[name]
-            lines.append(f"| {name} (ours) | " + " | ".join(_fmt(k, mm.get(k)) for k in COLS) + " |")
+        lines += table_rows(m)
         for name, mm in (study or {}).get("rows", {}).items():
             lines.append(f"| {name} | " + " | ".join(_fmt(k, mm.get(k)) for k in COLS) + " |")
         psr = m.get("strategy", {}).get("psr")

@@ -103,6 +103,9 @@ def _run(args: argparse.Namespace) -> int:
             clock = SimulatedClock(settings, clock_start, clock_end, args.clock_step, anchor_fn=runner.anchor)
         if args.once:
             out = _once_deferring_sigterm(lambda: run_once(settings, asof, clock=clock))
+            from agent.ops import after_run  # ops hooks (issue 14): metrics file + webhook; never fails a run
+
+            after_run(settings, out)
             if out.exit_code == 0:
                 print(out.message, flush=True)
             else:

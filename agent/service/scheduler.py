@@ -87,6 +87,11 @@ class Daemon:
         del self.outcomes[:-100]
         if out.status not in ("skipped",):
             sd_notify(f"STATUS={out.message[:200]}")
+            from agent.ops import (
+                after_run,  # metrics file + webhook (issue 14); never raises, never blocks a run
+            )
+
+            after_run(self.settings, out)
         if not self.runner.stopping.is_set():
             nxt = next_run_time(self.settings, self.runner.clock.now(), self.runner.anchor())
             _log().info("schedule.next", next_slot_run=nxt.isoformat() if nxt else None)

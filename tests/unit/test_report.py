@@ -12,7 +12,7 @@ import pytest
 
 from agent import metrics as M
 from agent import plots
-from agent.report import PLOT_FILES, format_metric, summary_table, write_report
+from agent.report import PLOT_FILES, format_metric, frontier, summary_table, write_report
 
 TICKERS = ["AAA", "BBB", "CCC", "DDD"]
 
@@ -32,7 +32,15 @@ def _inputs() -> dict[str, Any]:
     dec = idx[::42]
     w = pd.DataFrame(rng.dirichlet(np.ones(5), len(dec)), index=dec, columns=[*TICKERS, "cash"])
     trades = pd.DataFrame(
-        {"date": dec.repeat(2), "ticker": ["AAA", "BBB"] * len(dec), "quantity": 10.0, "cost": 1.25}
+        {
+            "run_id": np.arange(1, len(dec) + 1).repeat(2),
+            "exec_date": [d.date().isoformat() for d in (dec + pd.offsets.BDay(1)).repeat(2)],
+            "ticker": ["AAA", "BBB"] * len(dec),
+            "shares": 10.0,
+            "price": 101.5,
+            "notional": [1015.0, 3e-6] * len(dec),  # every second fill is dust
+            "cost": 1.25,
+        }
     )
     metrics = M.metrics_table(
         navs, turnover={"strategy": 4.25}, n_rebalances={"strategy": len(dec)}, costs={"strategy": 0.0031}
@@ -55,8 +63,8 @@ def _inputs() -> dict[str, Any]:
         },
         "windows": {"2022": {c: M.window_metrics(navs[c], "2022-01-01", "2022-12-31") for c in navs}},
         "kfold": {c: M.kfold_metrics(navs[c], 5) for c in navs},
-        "alphas": {"equal_weight": M.alpha(navs["strategy"], navs["equal_weight"])},
         "decisions_summary": {"decisions": len(dec), "fallbacks": 1},
+        "n_random": 2000,  # fewer random portfolios: the frontier test below checks the frontier itself
     }
 
 
@@ -77,8 +85,11 @@ def test_writes_every_file(written: tuple[Path, Path, dict[str, Any]]) -> None:
     assert set(PLOT_FILES) == {
         "equity.png",
         "drawdown.png",
+        "yearly_returns.png",
         "weights.png",
         "rolling_sharpe.png",
+        "rolling_volatility.png",
+        "rolling_beta.png",
         "frontier.png",
     }
     assert not list(a.parent.glob(".*.tmp"))  # no temp files left behind
@@ -116,7 +127,7 @@ def test_html_shows_header_metrics_years_and_notes(written: tuple[Path, Path, di
     assert "unit-test" in html and "10 bps on |Δw|" in html
     assert "synthetic &lt;demo&gt; &amp; co" in html  # escaped
     for name, m in metrics.items():
-        assert f"<th>{name}</th>" in html
+        assert f"<th>{plots.display_name(name)}</th>" in html
         for key in ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar"):
             assert format_metric(key, m[key]) in html, (name, key)
     mdd = metrics["strategy"]["max_drawdown"]
@@ -186,9 +197,9 @@ def test_format_metric_conventions() -> None:
 
 def test_efficient_frontier_is_on_or_left_of_random_portfolios() -> None:
     ar = _inputs()["asset_returns"]
-    fr = plots.efficient_frontier(ar, n_points=200)  # fine grid: chords of the convex frontier stay close
+    fr = frontier.efficient_frontier(ar, n_points=200)  # fine grid: chords of the convex frontier stay close
     assert np.allclose(fr.weights.sum(axis=1), 1.0) and (fr.weights >= -1e-12).all()
-    vols, rets = plots.random_portfolios(ar, n=2000, seed=1)
+    vols, rets = frontier.random_portfolios(ar, n=2000, seed=1)
     # no random portfolio beats the frontier: for each, the frontier reaches its return with no more vol
     eff_v, eff_r = fr.vols, fr.rets
     for v, r in zip(vols[:300], rets[:300], strict=True):
@@ -199,5 +210,65 @@ def test_efficient_frontier_is_on_or_left_of_random_portfolios() -> None:
             assert eff_v[lo] + t * (eff_v[hi] - eff_v[lo]) <= v + 1e-3
     assert vols.min() >= fr.vols.min() - 1e-9  # nothing below the global minimum variance
     assert rets.max() <= fr.rets.max() + 1e-12 and rets.min() >= fr.rets.min() - 1e-12
-    a, b = plots.random_portfolios(ar, n=50, seed=1), plots.random_portfolios(ar, n=50, seed=1)
+    a, b = frontier.random_portfolios(ar, n=50, seed=1), frontier.random_portfolios(ar, n=50, seed=1)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_palette_never_repeats_and_never_looks_like_cash() -> None:
+    for n in (5, 31, 54, 80):
+        cols = plots.distinct_colors(n, exclude=[plots.CASH_COLOR])
+        assert len(cols) == n == len(set(cols)) and plots.CASH_COLOR not in cols
+        rgb = [tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in cols]
+        assert not any(r == g == b for r, g, b in rgb)  # no grey at all
+    names = ["strategy", "equal_weight", "benchmark", *[f"p{i}" for i in range(12)]]
+    assert len(set(plots.portfolio_colors(names).values())) == len(names)
+
+
+def test_tearsheet_sections_show_metrics_module_numbers(written: tuple[Path, Path, dict[str, Any]]) -> None:
+    html = written[0].read_text(encoding="utf-8")
+    navs = written[2]["navs"]
+    stats = M.tearsheet_stats(navs["strategy"])
+    for key in (
+        "trailing_3M",
+        "trailing_YTD",
+        "trailing_1Y",
+        "var_95",
+        "cvar_95",
+        "best_month",
+        "worst_month",
+    ):
+        assert format_metric(key, stats[key]) in html, key
+    assert "Trailing MTD" in html and "Hit rate" in html and "VaR 95%" in html
+    worst = M.drawdown_table(navs["strategy"], 10)
+    assert "Worst drawdowns" in html and worst[0]["trough"] in html
+    assert format_metric("depth", worst[0]["depth"]) in html
+    grid = M.monthly_returns_grid(navs["strategy"])
+    assert 'class="heat"' in html and f"{grid.loc[2022, 6] * 100:.1f}" in html
+
+
+def test_report_fixes_from_the_issue(written: tuple[Path, Path, dict[str, Any]]) -> None:
+    html = written[0].read_text(encoding="utf-8")
+    # every table scrolls sideways on a phone; every chart has a narrow rendering for small screens
+    assert html.count("<table") == html.count('<div class="scroll"><table')
+    assert html.count('<source media="(max-width: 600px)"') == len(PLOT_FILES)
+    # kurtosis convention and the deflated Sharpe's number of trials are stated
+    assert "non-excess" in html and "Deflated Sharpe (1 trial: = PSR)" in html
+    # the strategy against every baseline, with readable labels (no snake_case keys)
+    assert "Strategy vs Equal weight" in html and "Tracking error (ann.)" in html
+    assert ">excess_total_return<" not in html and ">tracking_error<" not in html
+    # money has units; dust fills are counted, not listed
+    n = len(written[2]["weights"])
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+    assert "$1,015.00" in text and "3e-06" not in text and ">$0.00<" not in text
+    assert f"dust fills not listed</dt><dd>{n} (|notional| &lt; $0.01" in html
+    assert f"total transaction costs</dt><dd>${1.25 * 2 * n:,.2f}" in html
+
+
+def test_equity_marks_execution_sessions_not_decisions() -> None:
+    from agent.report.page import _execution_dates
+
+    trades = _inputs()["trades"]
+    marks, kind = _execution_dates(trades, ["2021-06-01"])
+    assert kind == "executions"
+    assert marks == sorted(set(trades["exec_date"][trades["notional"].abs() >= 0.01]))
+    assert _execution_dates(None, ["2021-06-01"]) == (["2021-06-01"], "decisions")
