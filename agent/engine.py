@@ -76,6 +76,7 @@ class EngineContext:
     replay_garch_params: dict[str, dict[str, Any]] | None = None  # audit replay: recorded GARCH parameters
     static_weights_: np.ndarray | None = None
     static_fit_: dict[str, Any] | None = None
+    skill: Any = None  # agent.skill.stage.SkillState: skill tracker and research switches (issue 9)
 
     @classmethod
     def create(cls, settings: Settings, store: PriceStore) -> EngineContext:
@@ -103,12 +104,18 @@ class EngineContext:
                 m.spec.rows_needed * (6 if m.spec.frequency == "weekly" else 1) + 10 for m in models
             )
         optimizer = None
+        skill = None
+        if settings.skill.enabled or settings.forecast.placebo is not None or settings.forecast.oracle_ic is not None:
+            from agent.skill.stage import SkillState
+
+            skill = SkillState.create(settings)  # ConfigError: an oracle outside a research replay
+        cost_scale = settings.skill.cost_multiplier if settings.skill.enabled else 1.0
         if settings.allocation.method in _OPTIMIZED:
             optimizer = Optimizer.from_settings(
                 settings.allocation,
                 tickers,
                 groups,
-                cost_bps=settings.execution.cost_bps,
+                cost_bps=settings.execution.cost_bps * cost_scale,
                 horizon=settings.horizon,
                 mode=settings.allocation.compile,
             )
@@ -123,6 +130,7 @@ class EngineContext:
             lookback=required_history(settings, model_lookback),
             min_history=minimum_history(settings, model_lookback),
             config_digest=settings.strategy_digest(),
+            skill=skill,
         )
 
 
@@ -268,6 +276,12 @@ def decide(asof: dt.date, state: PortfolioState, settings: Settings, ctx: Engine
             mu = np.nanmean(window, axis=0)
             record["forecast"] = {"kind": "historical_mean", "window": len(window), "mu": _vec(tickers, mu)}
 
+    # 2b. Research switches (issue 9; agent/skill/stage.py): forecast.placebo / forecast.oracle_ic replace mu.
+    if ctx.skill is not None:
+        from agent.skill.stage import engine_substitute
+
+        mu = engine_substitute(asof, fc, mu, settings, ctx, record)
+
     needs_mu = settings.allocation.method in {
         "max_sharpe",
         "mean_variance",
@@ -298,6 +312,13 @@ def decide(asof: dt.date, state: PortfolioState, settings: Settings, ctx: Engine
         else:
             risk_rec["cov_digest"] = digest(cov)
         record["risk"] = risk_rec
+
+    # 3b. Skill-aware expected returns (issue 9; agent/skill/stage.py): with skill.enabled, the reference's
+    #     implied returns tilted by the forecast as far as measured skill earns.
+    if ctx.skill is not None and settings.skill.enabled:
+        from agent.skill.stage import engine_step
+
+        mu = engine_step(asof, prices, fc, mu, cov, returns, settings, ctx, record)
 
     # 4. Allocation.
     with timer.stage("optimization"):

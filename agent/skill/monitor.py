@@ -36,7 +36,9 @@ def skill_status(
     elif warn_below_ic is not None and live.n >= 8 and live.ic < warn_below_ic:
         warning = {"event": "skill_drift", "reason": f"live IC {live.ic:.3f} < {warn_below_ic}"}
     if warning is not None:
-        warning.update({"asof": asof.isoformat(), "live_ic": live.ic, "validation_ic": prior.ic if prior else None})
+        warning.update(
+            {"asof": asof.isoformat(), "live_ic": live.ic, "validation_ic": prior.ic if prior else None}
+        )
     return {
         "asof": asof.isoformat(),
         "validation": None if prior is None else prior.to_dict(),

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = [
     "SkillOutcome",
     "SkillState",
+    "engine_step",
+    "engine_substitute",
     "forecast_source",
     "oracle_replay",
     "skill_step",
@@ -111,7 +113,9 @@ def _est(e: SkillEstimate | None) -> dict[str, Any] | None:
     return None if e is None else e.to_dict()
 
 
-def _oracle_mu(future: pd.DataFrame, tickers: tuple[str, ...], asof: dt.date, horizon: int, ic: float, seed: int) -> np.ndarray | None:
+def _oracle_mu(
+    future: pd.DataFrame, tickers: tuple[str, ...], asof: dt.date, horizon: int, ic: float, seed: int
+) -> np.ndarray | None:
     import pandas as pd
 
     px = future[list(tickers)]
@@ -148,7 +152,9 @@ def substitute_forecast(
     if source.startswith("oracle"):
         assert state is not None and settings.forecast.oracle_ic is not None
         seed = settings.forecast.oracle_seed
-        return _oracle_mu(state.oracle_future, tickers, asof, horizon, settings.forecast.oracle_ic, seed), source
+        return _oracle_mu(
+            state.oracle_future, tickers, asof, horizon, settings.forecast.oracle_ic, seed
+        ), source
     return mu, source
 
 
@@ -234,7 +240,11 @@ def skill_step(
         else:
             p, q, omega = skill_views(pi, cov, z, used_ic, horizon, sk.tau)
             post = bl_posterior(pi, cov, p, q, omega, sk.tau)
-            rec["views"] = {"z": _vec(tickers, z), "q": _vec(tickers, q), "omega_diag": _vec(tickers, np.diag(omega))}
+            rec["views"] = {
+                "z": _vec(tickers, z),
+                "q": _vec(tickers, q),
+                "omega_diag": _vec(tickers, np.diag(omega)),
+            }
     elif views_mu is not None:
         rec["views"] = {"z": _vec(tickers, forecast_scores(views_mu)), "note": "skill gated to zero: mu = pi"}
     active = sk.active_risk_aversion or delta
@@ -246,3 +256,60 @@ def skill_step(
     rec["posterior_mu"] = _vec(tickers, post)
     rec["tilt_annual"] = round(float(math.sqrt(252) * np.std(post - pi)) if n > 1 else 0.0, 10)
     return SkillOutcome(mu=post + rf, reference=w_ref, used_ic=used_ic, record=rec)
+
+
+def _model_metrics(ctx: Any, asof: dt.date) -> dict[str, Any] | None:
+    """The selected model's metadata ``metrics`` (its validation record), or None."""
+    import json
+
+    forecaster = getattr(ctx, "forecaster", None)
+    if forecaster is None:
+        return None
+    try:
+        meta = forecaster.registry.select(asof).metadata
+        out = json.loads(meta.get("metrics", "null"))
+    except Exception:  # a model without a readable record simply has no validation prior
+        return None
+    return out if isinstance(out, dict) else None
+
+
+def engine_substitute(
+    asof: dt.date, fc: Any, mu: np.ndarray | None, settings: Settings, ctx: Any, record: dict[str, Any]
+) -> np.ndarray | None:
+    """The engine's first call (right after inference): the research switches, for every allocation path.
+
+    A placebo or (replay only) an oracle replaces the model's mu; ``record["forecast"]`` says so and shows it.
+    """
+    horizon = int(getattr(fc, "horizon", 0) or settings.horizon)
+    new, source = substitute_forecast(asof, mu, horizon, settings, ctx.skill)
+    if source != "model":
+        fc_rec = record.setdefault("forecast", {})
+        fc_rec["source"] = source
+        fc_rec["used_mu"] = None if new is None else _vec(settings.universe.tickers, new)
+    return new
+
+
+def engine_step(
+    asof: dt.date,
+    prices: pd.DataFrame,
+    fc: Any,
+    mu: np.ndarray | None,
+    cov: np.ndarray,
+    returns: pd.DataFrame,
+    settings: Settings,
+    ctx: Any,
+    record: dict[str, Any],
+) -> np.ndarray | None:
+    """The engine's skill call (after the covariance, before the optimizer): the mu the optimizer gets.
+
+    With ``skill.enabled``: the reference's implied returns tilted by the forecast as far as measured skill
+    earns (``record["skill"]``: reference, prior pi, views, validation/live/combined skill, the IC used, the
+    posterior and the mu passed on). Otherwise mu unchanged.
+    """
+    if not settings.skill.enabled or mu is None:
+        return mu
+    state: SkillState = ctx.skill
+    out = skill_step(asof, prices, fc, mu, cov, returns, settings, state, _model_metrics(ctx, asof))
+    out.record["mu_used"] = _vec(settings.universe.tickers, out.mu)
+    record["skill"] = out.record
+    return out.mu

@@ -35,7 +35,9 @@ def placebo_forecast(mu: np.ndarray | None, n: int, seed: int, asof: dt.date) ->
     return center + spread * rng.standard_normal(n)
 
 
-def oracle_forecast(realized: np.ndarray, ic: float, seed: int, asof: dt.date, scale: float = 1e-3) -> np.ndarray:
+def oracle_forecast(
+    realized: np.ndarray, ic: float, seed: int, asof: dt.date, scale: float = 1e-3
+) -> np.ndarray:
     """A forecast with expected cross-sectional IC ``ic`` against ``realized`` (look-ahead: research only)."""
     r = np.asarray(realized, dtype=float)
     rng = _rng(seed, asof, 2)

@@ -149,7 +149,11 @@ def prior_from_metrics(metrics: dict[str, Any] | None, se_multiplier: float = 1.
         n_eff = n / 5.0
         se = 1.0 / math.sqrt(n_eff) if n_eff > 1 else math.inf  # IC noise ≈ 1/sqrt(N) with no dispersion info
     return SkillEstimate(
-        float(ic), float(se) * float(se_multiplier), int(float(v.get("n", 0))), float(n_eff or 0.0), "validation"
+        float(ic),
+        float(se) * float(se_multiplier),
+        int(float(v.get("n", 0))),
+        float(n_eff or 0.0),
+        "validation",
     )
 
 
@@ -182,7 +186,9 @@ class SkillTracker:
         self.obs.append(obs)
         return True
 
-    def mature(self, prices_index: Iterable[Any], closes: np.ndarray, tickers: Sequence[str]) -> list[ForecastObs]:
+    def mature(
+        self, prices_index: Iterable[Any], closes: np.ndarray, tickers: Sequence[str]
+    ) -> list[ForecastObs]:
         """Set IC on forecasts whose horizon has elapsed within this point-in-time price window.
 
         ``prices_index`` are the sessions of a snapshot (all <= asof), ``closes`` its rows (same ticker order).
