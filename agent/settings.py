@@ -249,6 +249,7 @@ class SkillSettings(_Section):
     tau: float = Field(0.05, gt=0, le=1)  # BL prior uncertainty scale
     gate_t: float = Field(2.0, ge=0)  # skill t-stat below this: mu = pi (0 disables the gate)
     halflife: float = Field(26.0, gt=0)  # live skill: half-life in matured forecasts
+    min_live: int = Field(20, ge=2)  # matured forecasts before live skill counts (a t-stat on fewer is noise)
     prior_se_multiplier: float = Field(2.0, ge=1)  # widen the validation IC's error (early stopping used it)
     use_validation_prior: bool = True
     cost_multiplier: float = Field(1.0, ge=0)  # turnover penalty = this x the cost in the objective

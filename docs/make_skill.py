@@ -42,6 +42,13 @@ TUNE_WINDOW = ("2015-01-01", "2019-12-31")
 GRID_ACTIVE = (10.0, 30.0, 100.0)
 GRID_GATE = (1.0, 2.0)
 LADDER = (0.0, 0.02, 0.05, 0.1, 0.2)
+# the allocation alone: the profile's risk overlays off (they trade on their own, away from any reference)
+NO_OVERLAYS = {
+    "overlays.var_limit.enabled": False,
+    "overlays.drawdown_stop.enabled": False,
+    "overlays.turnover_cap": 2.0,
+    "overlays.no_trade_band": 0.0,
+}
 
 
 def _store(profile: str, settings: Any) -> Any:
@@ -183,12 +190,13 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
             for seed in range(seeds):
                 for path, over in (
                     ("skill", {}),
-                    ("max_sharpe", {"skill.enabled": False, "allocation.method": "max_sharpe"}),
+                    ("skill, overlays off", NO_OVERLAYS),
+                    ("max_sharpe (old path)", {"skill.enabled": False, "allocation.method": "max_sharpe"}),
                 ):
                     r = replay(
                         profile,
                         WINDOWS[profile],
-                        out / "placebo" / f"{profile}-{seed}-{path}",
+                        out / "placebo" / f"{profile}-{seed}-{path.split()[0].strip(',')}-{len(over)}",
                         {"forecast.placebo": seed, **over},
                     )
                     r.update(kind="placebo", path=path, seed=seed)

@@ -30,7 +30,7 @@ def skill_status(
     """
     live = tracker.live(asof)
     combined = combine_skill(prior, live)
-    warning = None
+    warning: dict[str, Any] | None = None
     if live.n >= 2 and live.t < warn_below_t:
         warning = {"event": "skill_drift", "reason": f"live IC t-stat {live.t:.2f} < {warn_below_t}"}
     elif warn_below_ic is not None and live.n >= 8 and live.ic < warn_below_ic:

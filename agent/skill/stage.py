@@ -119,7 +119,7 @@ def _oracle_mu(
     import pandas as pd
 
     px = future[list(tickers)]
-    idx = px.index.searchsorted(pd.Timestamp(asof), side="right") - 1
+    idx = int(px.index.searchsorted(pd.Timestamp(asof), side="right")) - 1
     if idx < 0 or idx + horizon >= len(px) or px.index[idx].date() != asof:
         return None
     block = px.iloc[idx : idx + horizon + 1].to_numpy(dtype=float)
@@ -195,6 +195,8 @@ def skill_step(
 
     # 3. measured skill
     live = state.tracker.live(asof)
+    if live.n < sk.min_live:  # too few matured forecasts: the live record carries no weight yet
+        live = SkillEstimate(live.ic, math.inf, live.n, live.n_eff, "live (too few)")
     prior = prior_from_metrics(model_metrics, sk.prior_se_multiplier) if sk.use_validation_prior else None
     if source != "model":
         prior = None  # a placebo or oracle is not the model: its only evidence is its own live record
