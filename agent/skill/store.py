@@ -12,10 +12,11 @@ import datetime as dt
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from agent.skill.tracker import ForecastObs, SkillTracker
 
-__all__ = ["DDL", "SkillStore"]
+__all__ = ["DDL", "SkillStore", "flush", "load_into"]
 
 DDL = """
 CREATE TABLE IF NOT EXISTS skill_forecasts (
@@ -104,3 +105,20 @@ class SkillStore:
         finally:
             conn.close()
         return len(observations)
+
+
+def load_into(ctx: Any, path: Path | str) -> None:
+    """Daemon / `run --once` start-up: give the engine context the tracker saved beside the ledger.
+
+    A no-op when skill tracking is off. Call before the first decision of a process.
+    """
+    if getattr(ctx, "skill", None) is None:
+        return
+    ctx.skill.tracker = SkillStore(path, ctx.settings.profile).load(ctx.settings.skill.halflife)
+
+
+def flush(ctx: Any, path: Path | str) -> int:
+    """After each run_slot (outside the ledger's transaction): persist what the decision recorded or matured."""
+    if getattr(ctx, "skill", None) is None:
+        return 0
+    return SkillStore(path, ctx.settings.profile).save(ctx.skill.take_pending())

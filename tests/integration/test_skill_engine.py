@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -117,3 +118,39 @@ def test_placebo_replaces_the_forecast_for_every_path(
     assert f["source"] == "placebo-3" and f["used_mu"] != f["mu"]
     s2, ctx2 = _ctx(sector_prices, **{"forecast.placebo": 3})
     assert _decide(s2, ctx2, dt.date(2021, 3, 5)).record["forecast"]["used_mu"] == f["used_mu"]
+
+
+def test_restart_with_the_saved_tracker_changes_nothing(isolated_env: Path, sector_prices: pd.DataFrame) -> None:
+    """Daemon-style run with the tracker persisted beside the ledger: a restart half-way gives the same
+    decision records as one uninterrupted process; a restart that forgets the tracker does not."""
+    from agent.data.calendar import schedule
+    from agent.runner import open_ledger, run_slot
+    from agent.skill.store import flush, load_into
+
+    dates = [d.date() for d in schedule("weekly", dt.date(2021, 1, 4), dt.date(2021, 9, 30))]
+    over = {"skill.gate_t": 0.0, "skill.min_live": 5}
+
+    def run(path: Path, restart_at: int | None, reload: bool = True) -> list[str]:
+        s, ctx = _ctx(sector_prices, **over)
+        ledger = open_ledger(path, s, durable=False)
+        out = []
+        for i, asof in enumerate(dates):
+            if i == restart_at:
+                ledger.close()
+                s, ctx = _ctx(sector_prices, **over)
+                ledger = open_ledger(path, s, durable=False)
+                if reload:
+                    load_into(ctx, path)
+            res = run_slot(ledger, ctx, asof, keep_timings=False)
+            flush(ctx, path)
+            assert res.decision is not None
+            out.append(json.dumps(res.decision.record["skill"]["skill"], sort_keys=True))
+        ledger.close()
+        return out
+
+    a = run(isolated_env / "a.sqlite", None)
+    b = run(isolated_env / "b.sqlite", len(dates) // 2)
+    assert a == b
+    c = run(isolated_env / "c.sqlite", len(dates) // 2, reload=False)
+    assert c != a  # forgetting the tracker is visible: the test can fail
+    assert json.loads(a[-1])["live"]["n"] >= 20
