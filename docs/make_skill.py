@@ -222,7 +222,12 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
                     "default",
                     WINDOWS["default"],
                     out / "oracle" / f"{ic:g}-{seed}",
-                    {"forecast.model": "none", "forecast.oracle_ic": ic, "forecast.oracle_seed": seed},
+                    {
+                        "forecast.model": "none",
+                        "forecast.oracle_ic": ic,
+                        "forecast.oracle_seed": seed,
+                        **NO_OVERLAYS,
+                    },
                 )
                 r.update(kind="oracle", ic=ic, seed=seed)
                 rows.append(r)
@@ -319,7 +324,7 @@ def render(out: Path, target: Path) -> None:
     o = load("oracle")
     if o:
         lines += [
-            "## Oracle ladder (look-ahead, research only), default profile 2020–2024",
+            "## Oracle ladder (look-ahead, research only), default profile 2020–2024, risk overlays off",
             "",
             f"Machine: {o['machine']}; generated {o['generated']}. Target: mean net Sharpe non-decreasing in "
             "IC and ≥ 1/N + 0.3 at IC 0.1. The oracle's skill is measured live by the tracker like any "

@@ -186,12 +186,16 @@ def skill_step(
         model_id = source
 
     # 2. the tracker: record this forecast, mature older ones with prices <= asof only
+    delta_obs: list[ForecastObs] = []
     if views_mu is not None and np.all(np.isfinite(views_mu)):
         obs = ForecastObs(asof, model_id, horizon, tickers, tuple(float(x) for x in views_mu))
         if state.tracker.record(obs):
-            state.pending.append(obs)
+            delta_obs.append(obs)
     closes = prices[list(tickers)].to_numpy(dtype=float)
-    state.pending.extend(state.tracker.mature(prices.index, closes, tickers))
+    delta_obs.extend(state.tracker.mature(prices.index, closes, tickers))
+    state.pending.extend(delta_obs)
+    # what this decision added to the tracker: the log alone can rebuild it (agent.skill.store.tracker_from_records)
+    rec["tracker_delta"] = [o.to_dict() for o in delta_obs]
 
     # 3. measured skill
     live = state.tracker.live(asof)

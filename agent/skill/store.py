@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from agent.skill.tracker import ForecastObs, SkillTracker
 
-__all__ = ["DDL", "SkillStore", "flush", "load_into"]
+__all__ = ["DDL", "SkillStore", "flush", "load_into", "tracker_from_records"]
 
 DDL = """
 CREATE TABLE IF NOT EXISTS skill_forecasts (
@@ -122,3 +123,30 @@ def flush(ctx: Any, path: Path | str) -> int:
     if getattr(ctx, "skill", None) is None:
         return 0
     return SkillStore(path, ctx.settings.profile).save(ctx.skill.take_pending())
+
+
+def tracker_from_records(records: Iterable[Mapping[str, Any]], halflife: float = 26.0) -> SkillTracker:
+    """Rebuild a tracker from earlier decision records (``record["skill"]["tracker_delta"]``), in log order.
+
+    For `audit replay` of a decision (pass the records before it) and for a daemon whose skill table is missing:
+    the hash-chained log is enough to restore exactly the skill state the decision saw.
+    """
+    t = SkillTracker(halflife=halflife)
+    for rec in records:
+        for d in (rec.get("skill") or {}).get("tracker_delta") or []:
+            o = ForecastObs(
+                asof=dt.date.fromisoformat(d["asof"]),
+                model_id=str(d["model_id"]),
+                horizon=int(d["horizon"]),
+                tickers=tuple(d["tickers"]),
+                mu=tuple(float(x) for x in d["mu"]),
+                matured_on=None if d.get("matured_on") is None else dt.date.fromisoformat(d["matured_on"]),
+                ic=None if d.get("ic") is None else float(d["ic"]),
+            )
+            found = False
+            for i, old in enumerate(t.obs):
+                if old.asof == o.asof and old.model_id == o.model_id:
+                    t.obs[i], found = o, True
+            if not found:
+                t.obs.append(o)
+    return t

@@ -124,8 +124,9 @@ def test_restart_with_the_saved_tracker_changes_nothing(isolated_env: Path, sect
     """Daemon-style run with the tracker persisted beside the ledger: a restart half-way gives the same
     decision records as one uninterrupted process; a restart that forgets the tracker does not."""
     from agent.data.calendar import schedule
+    from agent.decision import canonical_json
     from agent.runner import open_ledger, run_slot
-    from agent.skill.store import flush, load_into
+    from agent.skill.store import flush, load_into, tracker_from_records
 
     dates = [d.date() for d in schedule("weekly", dt.date(2021, 1, 4), dt.date(2021, 9, 30))]
     over = {"skill.gate_t": 0.0, "skill.min_live": 5}
@@ -133,7 +134,8 @@ def test_restart_with_the_saved_tracker_changes_nothing(isolated_env: Path, sect
     def run(path: Path, restart_at: int | None, reload: bool = True) -> list[str]:
         s, ctx = _ctx(sector_prices, **over)
         ledger = open_ledger(path, s, durable=False)
-        out = []
+        out: list[str] = []
+        records: list[dict] = []
         for i, asof in enumerate(dates):
             if i == restart_at:
                 ledger.close()
@@ -145,7 +147,11 @@ def test_restart_with_the_saved_tracker_changes_nothing(isolated_env: Path, sect
             flush(ctx, path)
             assert res.decision is not None
             out.append(json.dumps(res.decision.record["skill"]["skill"], sort_keys=True))
+            records.append(json.loads(canonical_json(res.decision.record)))
         ledger.close()
+        if restart_at is None:  # the hash-chained log alone rebuilds the tracker exactly
+            rebuilt = tracker_from_records(records, s.skill.halflife)
+            assert rebuilt.obs == ctx.skill.tracker.obs and len(rebuilt.obs) == len(dates)
         return out
 
     a = run(isolated_env / "a.sqlite", None)
