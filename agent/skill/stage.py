@@ -206,6 +206,13 @@ def skill_step(
         prior = None  # a placebo or oracle is not the model: its only evidence is its own live record
     combined = combine_skill(prior, live)
     used_ic = skill_gate(combined.ic, combined.t, sk.gate_t) if views_mu is not None else 0.0
+    if math.isfinite(live.se) and live.t < sk.warn_below_t:  # drift monitor: a structured warning event
+        from agent.logging import get_logger
+
+        rec["warning"] = {"event": "skill_drift", "live_t": round(live.t, 6), "threshold": sk.warn_below_t}
+        get_logger("agent.skill").warning(
+            "skill_drift", asof=asof.isoformat(), live_ic=live.ic, live_t=live.t, threshold=sk.warn_below_t
+        )
     rec["skill"] = {
         "validation": _est(prior),
         "live": _est(live),
