@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agent.decision import TRADING_DAYS
 from agent.errors import DataError, UsageError
 
 if TYPE_CHECKING:
@@ -145,12 +146,18 @@ def run_backtest(
         raise DataError(f"no session in {start}..{end} has prices for every ticker")
     # the replay runs where every ticker has a price: a store shared with other universes can extend past it
     full = complete.to_numpy()
-    first_full = window.index[full.argmax()]
-    last_full = window.index[len(full) - 1 - full[::-1].argmax()]
-    sessions = window.loc[first_full:last_full].index
+    first_full = window.index[int(full.argmax())]
+    last_full = window.index[len(full) - 1 - int(full[::-1].argmax())]
+    sessions = pd.DatetimeIndex(window.loc[first_full:last_full].index)
     start, end = sessions[0].date(), sessions[-1].date()
-    dates = schedule(settings.schedule.frequency, start, end, every_n=settings.schedule.every_n)
-    dates = [d for d in pd.DatetimeIndex(dates) if d in sessions]
+    planned = schedule(
+        settings.schedule.frequency,
+        start,
+        end,
+        every_n=settings.schedule.every_n,
+        calendar=settings.schedule.calendar,
+    )
+    dates = [d for d in pd.DatetimeIndex(planned) if d in sessions]
     if not dates:
         raise DataError(f"the {settings.schedule.frequency} schedule has no decision date in {start}..{end}")
 
@@ -192,7 +199,7 @@ def run_backtest(
     navs = _navs(settings, frame, ledger, sessions, dates)
     from agent import metrics as M
 
-    rf = _risk_free(settings, navs.index)
+    rf, rf_used = _risk_free(settings, pd.DatetimeIndex(navs.index))
     strat_runs = ledger.runs()
     fills = ledger.fills_frame()
     capital = settings.execution.initial_capital
@@ -223,7 +230,8 @@ def run_backtest(
     atomic_write_text(
         out_dir / "metrics.json", json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n"
     )
-    detail = {
+    detail: dict[str, Any] = {
+        "risk_free": rf_used,
         "per_year": {c: M.per_period_metrics(navs[c]) for c in navs.columns},
         "kfold": {c: M.kfold_metrics(navs[c], k=settings.backtest.kfolds) for c in navs.columns},
         "named_windows": {
@@ -252,7 +260,7 @@ def run_backtest(
         points = {}
         for c in navs.columns:
             r = navs[c].pct_change().dropna()
-            points[c] = (float(r.std() * np.sqrt(252)), float(r.mean() * 252))
+            points[c] = (float(r.std() * np.sqrt(TRADING_DAYS)), float(r.mean() * TRADING_DAYS))
         meta = {
             "profile": settings.profile,
             "description": settings.description,
@@ -313,22 +321,28 @@ def _jsonable(o: Any) -> Any:
     return json.loads(canonical_json(o))
 
 
-def _risk_free(settings: Settings, index: pd.DatetimeIndex) -> Any:
+def _risk_free(settings: Settings, index: pd.DatetimeIndex) -> tuple[Any, dict[str, Any]]:
+    """The per-session risk-free rate for the metrics, and what was used (for metrics_detail.json): a missing
+    T-bill file is logged and recorded as a fall-back to zero, never silent."""
     import pandas as pd
 
     rf = settings.backtest.risk_free
     if isinstance(rf, float | int) and not isinstance(rf, bool):
-        return float(rf) / 252.0
+        return float(rf) / TRADING_DAYS, {"configured": float(rf), "used": "constant"}
     if rf == "tbill":
         from agent.data.sources import resolve_prices_file
 
         try:
             path = resolve_prices_file("tbill_3m_daily.csv")
-        except DataError:
-            return 0.0
+        except DataError as e:
+            from agent.logging import get_logger
+
+            get_logger("agent.backtest").warning("risk_free_unavailable", reason=e.one_line(), used="zero")
+            return 0.0, {"configured": "tbill", "used": "zero", "reason": e.one_line()}
         tb = pd.read_csv(path, index_col="date", parse_dates=True)["dtb3_pct"]
-        return (tb.reindex(index.union(tb.index)).ffill().reindex(index) / 100.0 / 252.0).fillna(0.0)
-    return 0.0
+        daily = tb.reindex(index.union(pd.DatetimeIndex(tb.index))).ffill().reindex(index) / 100.0 / TRADING_DAYS
+        return daily.fillna(0.0), {"configured": "tbill", "used": "tbill", "file": str(path)}
+    return 0.0, {"configured": "zero", "used": "zero"}
 
 
 def _strategy_turnover_costs(ledger: Any, capital: float) -> tuple[float, float]:
@@ -356,7 +370,7 @@ def _navs(
     strat = navf["nav"].reindex(sessions).ffill().fillna(capital) / capital
     out = {"strategy": strat.to_numpy()}
     px = frame.loc[sessions, tickers].to_numpy(dtype=float)
-    dec_idx = [int(sessions.get_loc(d)) for d in dates]
+    dec_idx = [int(sessions.get_loc(d)) for d in dates]  # type: ignore[arg-type]  # unique index: an int
     cm = CostModel(settings.execution.cost_bps, settings.execution.fixed_cost)
     lag = settings.execution.lag_sessions
     n = len(tickers)
@@ -390,9 +404,9 @@ def _navs(
                 add(b, dec_idx, np.tile(w, (len(dec_idx), 1)))
     bench = settings.universe.benchmark
     if bench and bench in frame.columns:
-        b = frame.loc[sessions, bench].ffill()
-        if b.notna().iloc[0]:
-            out["benchmark"] = (b / b.iloc[0]).to_numpy()
+        bpx = frame.loc[sessions, bench].ffill()
+        if bpx.notna().iloc[0]:
+            out["benchmark"] = (bpx / bpx.iloc[0]).to_numpy()
             extras["benchmark"] = {"turnover": 0.0, "costs": 0.0, "n_rebalances": 0.0}
     navs = pd.DataFrame(out, index=sessions)
     navs.index.name = "date"

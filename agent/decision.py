@@ -17,14 +17,24 @@ from typing import Any, Literal
 import numpy as np
 
 __all__ = [
+    "TRADING_DAYS",
     "Decision",
     "OverlayRecord",
     "PortfolioState",
     "StopState",
     "canonical_json",
+    "cash_weight",
     "digest",
     "round_weights",
 ]
+
+TRADING_DAYS = 252  # sessions per year: the one annualization constant (vols, Sharpe, rates)
+
+
+def cash_weight(weights: Any) -> float:
+    """Cash left by long-only weights that sum to at most 1: `max(0, 1 - sum)` (never negative)."""
+    return float(max(0.0, 1.0 - float(np.sum(weights))))
+
 
 StopStatus = Literal["armed", "stopped", "cooling_down", "reentered"]
 
@@ -81,7 +91,7 @@ class PortfolioState:
 
     @property
     def cash_weight(self) -> float:
-        return float(max(0.0, 1.0 - float(np.sum(self.weights))))
+        return cash_weight(self.weights)
 
     @property
     def drawdown(self) -> float:
@@ -135,7 +145,7 @@ class Decision:
 
     @property
     def cash(self) -> float:
-        return float(max(0.0, 1.0 - float(np.sum(self.targets))))
+        return cash_weight(self.targets)
 
     def targets_dict(self) -> dict[str, float]:
         d = {t: float(w) for t, w in zip(self.tickers, self.targets, strict=True)}

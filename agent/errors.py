@@ -21,6 +21,7 @@ __all__ = [
     "RunFailedError",
     "UsageError",
     "ValidationFailedError",
+    "describe",
 ]
 
 EXIT_OK = 0
@@ -94,3 +95,14 @@ class RunFailedError(AgentError):
     """A run failed; the failure is recorded."""
 
     exit_code = EXIT_RUN_FAILED
+
+
+def describe(exc: BaseException) -> str:
+    """One line for any exception, for records and logs: an AgentError's own line, else `Type: message`.
+
+    The decision pipeline turns unexpected exceptions into recorded fallbacks; the type name keeps a bug
+    (a KeyError, an onnxruntime failure) distinguishable from a user error in the record."""
+    if isinstance(exc, AgentError):
+        return exc.one_line()
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

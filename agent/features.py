@@ -333,7 +333,7 @@ def build_window(
     same = len(tickers) == len(prices.columns) and all(
         a == b for a, b in zip(tickers, prices.columns, strict=True)
     )
-    cols = np.arange(len(tickers)) if same else prices.columns.get_indexer(tickers)
+    cols = np.arange(len(tickers)) if same else prices.columns.get_indexer(pd.Index(tickers))
     if (cols < 0).any():
         missing = [t for t, c in zip(tickers, cols, strict=True) if c < 0]
         raise DataError(f"prices lack tickers the model needs: {', '.join(missing)}")

@@ -84,6 +84,7 @@ def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
         num, wt = tag >> 3, tag & 7
         if num == 0:
             raise ValueError("field number 0")
+        val: int | bytes
         if wt == 0:
             val, pos = _varint(buf, pos)
         elif wt == 1:

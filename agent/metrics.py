@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agent.decision import TRADING_DAYS
+
 __all__ = [
     "CONTRACT_KEYS",
     "EULER_GAMMA",
@@ -59,7 +61,7 @@ __all__ = [
     "window_metrics",
 ]
 
-PERIODS_PER_YEAR = 252
+PERIODS_PER_YEAR = TRADING_DAYS
 EULER_GAMMA = 0.5772156649015329
 # The metrics.json keys every portfolio must carry (DESIGN.md, CLI contract).
 CONTRACT_KEYS = (
@@ -366,7 +368,7 @@ def per_period_metrics(
     s = _clean_nav(nav)
     if len(s) < 2:
         return {}
-    periods = s.index.to_period(alias)
+    periods = pd.DatetimeIndex(s.index).to_period(alias)
     out: dict[str, dict[str, Any]] = {}
     pos = np.arange(len(s))
     for label in periods.unique():

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.decision import OverlayRecord, PortfolioState, StopState
+from agent.decision import TRADING_DAYS, OverlayRecord, PortfolioState, StopState, cash_weight
 from agent.settings import OverlaySettings
 
 __all__ = [
@@ -64,7 +64,7 @@ __all__ = [
 SUM_TOL = 1e-9  # weights may sum to 1 + SUM_TOL (float noise); never more
 HELD_EPS = 1e-6  # a current weight at or below this counts as "not held" (entry/exit rule)
 _TRADE_EPS = 1e-12  # |Δw| at or below this is no trade at all
-_ANNUAL = 252
+_ANNUAL = TRADING_DAYS
 _MAX_LISTED = 5  # names spelled out in a reason before "+N more"
 _STOP_ACTIVE = ("stopped", "cooling_down")
 
@@ -167,7 +167,7 @@ def _current(ctx: OverlayContext) -> np.ndarray:
 
 def _weights_after(w: np.ndarray, ctx: OverlayContext) -> dict[str, float]:
     d = {t: float(x) for t, x in zip(ctx.tickers, w, strict=True)}
-    d["cash"] = float(max(0.0, 1.0 - float(np.sum(w))))
+    d["cash"] = cash_weight(w)
     return d
 
 
@@ -315,7 +315,9 @@ def drawdown_stop(
     st = dataclasses.replace(stop, peak_nav=peak)
 
     def details(extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        d = {"status": st.status, "sessions_left": st.sessions_left, "peak_nav": st.peak_nav, "nav": nav}
+        d: dict[str, Any] = {
+            "status": st.status, "sessions_left": st.sessions_left, "peak_nav": st.peak_nav, "nav": nav
+        }
         d["transitions"] = list(new)
         return d | (extra or {})
 
@@ -448,7 +450,7 @@ def vol_target(
         parts.append(f"annualized vol {_pct(vol)} > target {_pct(t_cfg.target)}")
     if f_lev < 1.0:
         parts.append(f"exposure {_pct(exposure)} > max {_pct(t_cfg.max_leverage)}")
-    reason = f"{'; '.join(parts)}: scaled x{factor:.3f} -> vol {_pct(vol_after)}, {_pct(1 - float(out.sum()))} cash"
+    reason = f"{'; '.join(parts)}: scaled x{factor:.3f} -> vol {_pct(vol_after)}, {_pct(cash_weight(out))} cash"
     details["vol_after"] = vol_after
     return out, _record(name, "scaled", reason, out, ctx, details), stop
 

@@ -74,7 +74,7 @@ def _figure(size: tuple[float, float] = _SIZE) -> Iterator[Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    with matplotlib.style.context("default"), mpl.rc_context(_RC):
+    with matplotlib.style.context("default"), mpl.rc_context(_RC):  # type: ignore[arg-type]
         fig = Figure(figsize=size, dpi=DPI, layout="constrained")
         FigureCanvasAgg(fig)
         yield fig
@@ -289,7 +289,7 @@ def efficient_frontier(asset_returns: pd.DataFrame, n_points: int = 40) -> Front
     )
     targets = np.unique(np.round(targets, 14))
     ws = []
-    w0 = np.full(n, 1.0 / n)
+    w0: np.ndarray = np.full(n, 1.0 / n)
     for t in targets:
         w = _min_var(cov, mu, float(t), w0)
         ws.append(w)

@@ -157,7 +157,9 @@ def _metrics_html(metrics: Mapping[str, Mapping[str, Any]], keys: Sequence[str] 
     return f"<table><thead><tr><th>Metric</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _name_major(per: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+def _name_major(
+    per: Mapping[str, Mapping[str, Any]], names: Sequence[str]
+) -> Mapping[str, Mapping[str, Any]]:
     """Accept {portfolio: {period: m}} or {period: {portfolio: m}}; return portfolio-major."""
     if not per:
         return {}

@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -81,6 +82,44 @@ OverlayName = Literal[
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Deprecated keys met while building one Settings (collected by load_settings, logged by the CLI).
+_DEPRECATED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("_DEPRECATED", default=None)
+
+# The pre-rename names, so that the strategy digest of an unchanged configuration stays what it was (decision
+# logs written before a rename keep matching their configuration in `audit`).
+_DIGEST_NAMES: dict[str, dict[str, str]] = {"risk": {"arch_lags": "garch_p", "garch_lags": "garch_q"}}
+
+
+_RENAMES: dict[str, dict[str, str]] = {"risk": {"garch_p": "arch_lags", "garch_q": "garch_lags"}}
+
+
+def _migrate_layer(layer: dict[str, Any]) -> dict[str, Any]:
+    """One configuration layer (a profile or a user file) with deprecated keys renamed."""
+    out = dict(layer)
+    for section, renames in _RENAMES.items():
+        if isinstance(out.get(section), Mapping):
+            out[section] = _rename_deprecated(out[section], section, renames)
+    return out
+
+
+def _rename_deprecated(data: Any, section: str, renames: Mapping[str, str]) -> Any:
+    """Map old key names to new ones (before validation); both given is a configuration error."""
+    if not isinstance(data, Mapping) or not any(old in data for old in renames):
+        return data
+    out = dict(data)
+    for old, new in renames.items():
+        if old not in out:
+            continue
+        if new in out:
+            raise ValueError(f"{section}.{old} is the deprecated name of {section}.{new}: set only {new}")
+        out[new] = out.pop(old)
+        note = f"{section}.{old} is deprecated: use {section}.{new}"
+        found = _DEPRECATED.get()
+        if found is not None and note not in found:
+            found.append(note)
+    return out
 
 
 class UniverseSettings(_Section):
@@ -167,10 +206,12 @@ class DataSettings(_Section):
 
 class RiskSettings(_Section):
     method: Literal["garch", "ewma", "sample"] = "garch"
-    # arch's convention: p = ARCH (lagged squared shock) order, q = GARCH (lagged variance) order. Study 004's
-    # GARCH(1,2) is σ²_t = ω + α1·ε²_{t-1} + β1·σ²_{t-1} + β2·σ²_{t-2}: one shock lag, two variance lags.
-    garch_p: int = Field(1, ge=1, le=5)
-    garch_q: int = Field(2, ge=1, le=5)
+    # Named for their role: arch_lags = lagged squared shocks (the α terms, arch's p), garch_lags = lagged
+    # conditional variances (the β terms, arch's q). Study 004's GARCH(1,2) is
+    # σ²_t = ω + α1·ε²_{t-1} + β1·σ²_{t-1} + β2·σ²_{t-2}: one shock lag, two variance lags.
+    # The old names garch_p / garch_q are accepted, mapped here and reported as deprecated.
+    arch_lags: int = Field(1, ge=1, le=5)
+    garch_lags: int = Field(2, ge=1, le=5)
     distribution: Literal["normal", "t"] = "normal"
     fit_window: int = Field(1000, ge=100)  # sessions of returns used to estimate GARCH parameters
     refit_every: int = Field(21, ge=1)  # sessions between GARCH re-estimations (filtered forward in between)
@@ -181,6 +222,11 @@ class RiskSettings(_Section):
     min_observations: int = Field(250, ge=30)
     eigen_floor: float = Field(1e-10, ge=0)
     shrinkage: float = Field(0.0, ge=0, le=1)  # toward the diagonal, for correlation windows shorter than N
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _rename_deprecated(data, "risk", _RENAMES["risk"])
 
 
 class AllocationSettings(_Section):
@@ -434,7 +480,17 @@ class Settings(BaseSettings):
         logs are never change a decision), so the daemon and a backtest of one strategy share the digest."""
         from agent.decision import digest
 
-        return digest({k: v for k, v in self.redacted().items() if k not in ("paths", "logging")})
+        plain = {k: v for k, v in self.redacted().items() if k not in ("paths", "logging")}
+        for section, names in _DIGEST_NAMES.items():
+            plain[section] = {names.get(k, k): v for k, v in plain[section].items()}
+        return digest(plain)
+
+    @property
+    def deprecations(self) -> tuple[str, ...]:
+        """Deprecated keys the configuration used (each already mapped to its new name)."""
+        return self._deprecations
+
+    _deprecations: tuple[str, ...] = PrivateAttr(default=())
 
     def redacted(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets replaced by '**********'."""
@@ -518,7 +574,14 @@ def load_settings(
     ppath = profile_path(name)
     if not ppath.exists():
         raise UsageError(f"unknown profile {name!r}", hint=f"available: {', '.join(available_profiles())}")
-    layer = _deep_merge(_read_toml(ppath, "profile"), user)
+    notes: list[str] = []
+    dtoken = _DEPRECATED.set(notes)
+    try:  # old key names are mapped per layer, so a user file's garch_p overrides a profile's arch_lags
+        layer = _deep_merge(_migrate_layer(_read_toml(ppath, "profile")), _migrate_layer(user))
+    except ValueError as e:
+        raise ConfigError(f"invalid setting {e}") from None
+    finally:
+        _DEPRECATED.reset(dtoken)
     layer["profile"] = name
     cli: dict[str, Any] = {}
     if os.environ.get("AGENT_DATA_DIR"):
@@ -536,10 +599,14 @@ def load_settings(
             node = node.setdefault(p, {})
         node[parts[-1]] = value
     token = _FILE_LAYER.set(layer)
+    dtoken = _DEPRECATED.set(notes)
     try:
-        return Settings(**cli)
+        settings = Settings(**cli)
     except ValidationError as e:
         source = f"config {config}" if config else f"profile {name}"
         raise ConfigError(_format_validation_error(e, source)) from None
     finally:
         _FILE_LAYER.reset(token)
+        _DEPRECATED.reset(dtoken)
+    settings._deprecations = tuple(notes)
+    return settings

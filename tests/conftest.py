@@ -53,3 +53,11 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AGENT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("AGENT_STATE_DIR", str(tmp_path / "state"))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def gbm_frame():
+    """Seeded GBM closes for the nine sector tickers, 2016-01..2020-06 (no shared data needed)."""
+    from tests.synthetic import gbm_prices
+
+    return gbm_prices()

@@ -56,11 +56,12 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
-from agent.decision import round_weights
+from agent.decision import TRADING_DAYS, cash_weight, round_weights
+from agent.errors import describe
 
 __all__ = [
     "OPTIMIZER_METHODS",
@@ -74,7 +75,7 @@ Method = Literal["max_sharpe", "min_variance", "mean_variance", "target_volatili
 Fallback = Literal["min_variance", "equal_weight", "previous", "cash"]
 OPTIMIZER_METHODS: tuple[str, ...] = ("max_sharpe", "min_variance", "mean_variance", "target_volatility")
 _NEEDS_MU = {"max_sharpe", "mean_variance", "target_volatility"}
-PERIODS = 252
+PERIODS = TRADING_DAYS
 # From this many assets on, rebuilding each solve beats the DPP re-solve (measured; see module docstring).
 REBUILD_MIN_N = 80
 _TOL = 1e-6  # constraint tolerance when validating a solution
@@ -96,7 +97,7 @@ class AllocationResult:
 
     @property
     def cash(self) -> float:
-        return float(max(0.0, 1.0 - float(np.sum(self.weights))))
+        return cash_weight(self.weights)
 
     @property
     def ok(self) -> bool:
@@ -244,7 +245,7 @@ class Optimizer:
         if missing_groups:
             raise ConfigError(f"allocation.group_caps names undefined groups: {', '.join(missing_groups)}")
         return cls(
-            method,
+            cast(Method, method),
             len(tickers),
             min_weight=settings.min_weight,
             max_weight=settings.max_weight,
@@ -306,7 +307,7 @@ class Optimizer:
         params: dict[str, Any] = {}
 
         def par(name: str, shape: tuple[int, ...], **kw: Any) -> Any:
-            if const:
+            if values is not None:
                 return values[name]
             params[name] = cp.Parameter(shape, name=name, **kw)
             return params[name]
@@ -344,10 +345,11 @@ class Optimizer:
             cost = par("cost", (), nonneg=True) * trade_sum
         risk: Any = None
         if method != "target_volatility":
-            if const:  # rebuild mode: a sparse quadratic block is what Clarabel factors fastest
+            if values is not None:  # rebuild mode: a sparse quadratic block is what Clarabel factors fastest
                 risk = cp.quad_form(x, cp.psd_wrap(values["sigma_matrix"]))
             else:  # DPP: quad_form with a matrix Parameter is not DPP; a factor Parameter is
                 risk = cp.sum_squares(par("F", (n, n)).T @ x)
+        objective: Any
         if method == "max_sharpe":
             mu = par("mu", (n,))
             cons.append(mu @ x - (cost if cost is not None else 0) >= 1)
@@ -390,7 +392,7 @@ class Optimizer:
             cov_bad = cov_arr.shape != (n, n) or not np.all(np.isfinite(cov_arr))
         except (TypeError, ValueError):
             cov_bad = True
-        if not cov_bad:
+        if not cov_bad and cov_arr is not None:
             factor, repaired = factor_cov(cov_arr)
             if repaired:
                 cov_arr = factor @ factor.T
@@ -480,8 +482,8 @@ class Optimizer:
             # solution depend on the solve history at ~1e-8 (audit replay and backtest = daemon need none)
             prog.problem.solve(solver=self.solver, warm_start=False)
             self.last_solver_stats = prog.problem.solver_stats
-        except Exception as e:  # solver errors, numerical trouble: record and fall back
-            return None, "error", f"solver_failed: {type(e).__name__}", None
+        except Exception as e:  # solver errors, numerical trouble: record (with the message) and fall back
+            return None, "error", f"solver_failed: {describe(e)[:300]}", None
         status = str(prog.problem.status)
         if status not in ("optimal", "optimal_inaccurate"):
             reason = (

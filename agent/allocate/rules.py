@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.decision import round_weights
+from agent.decision import TRADING_DAYS, cash_weight, round_weights
 
 __all__ = [
     "RuleResult",
@@ -25,7 +25,7 @@ __all__ = [
     "static_mvo",
 ]
 
-PERIODS = 252
+PERIODS = TRADING_DAYS
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class RuleResult:
 
     @property
     def cash(self) -> float:
-        return float(max(0.0, 1.0 - float(np.sum(self.weights))))
+        return cash_weight(self.weights)
 
     def to_dict(self) -> dict[str, Any]:
         return {

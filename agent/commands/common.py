@@ -56,6 +56,11 @@ def configure_from_settings(settings: Settings, *, file: Any = None) -> None:
     from agent.logging import configure_logging
 
     configure_logging(settings.logging.level, settings.logging.format, file or settings.logging.file)
+    if settings.deprecations:
+        from agent.logging import get_logger
+
+        for note in settings.deprecations:
+            get_logger("agent.settings").warning("setting_deprecated", detail=note)
 
 
 def progress_enabled(args: argparse.Namespace) -> bool:

@@ -49,7 +49,7 @@ def to_date(d: Any) -> pd.Timestamp:
         ts = pd.Timestamp(d)
     except (ValueError, TypeError):
         raise UsageError(f"not a date: {d!r} (expected YYYY-MM-DD)") from None
-    if ts is pd.NaT:
+    if pd.isna(ts):
         raise UsageError(f"not a date: {d!r}")
     if ts.tzinfo is not None:
         ts = ts.tz_localize(None)

@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -150,7 +150,7 @@ class PriceStore:
 
     def _set_frame(self, df: pd.DataFrame) -> None:
         self._frame = df
-        self._dates = df.index.as_unit("ns").asi8.copy()
+        self._dates = pd.DatetimeIndex(df.index).as_unit("ns").asi8.copy()
         self._dates.flags.writeable = False
         self._colpos = {c: i for i, c in enumerate(df.columns)}
         self._subcache = {}
@@ -303,7 +303,7 @@ class PriceStore:
         per = prov.setdefault("tickers", {})
         for t in new.columns:
             s = merged[t]
-            fv, lv = s.first_valid_index(), s.last_valid_index()
+            fv, lv = cast("pd.Timestamp | None", s.first_valid_index()), cast("pd.Timestamp | None", s.last_valid_index())
             per[t] = {
                 "source": source,
                 "fetched_at": now,
@@ -382,7 +382,7 @@ class PriceStore:
             if t in current.columns:
                 lv = current[t].last_valid_index()
                 if lv is not None:
-                    last_by[t] = lv
+                    last_by[t] = cast(pd.Timestamp, lv)
         new = [t for t in want if t not in last_by]
         stale = [t for t in last_by if len(sessions(next_session(last_by[t]), end_ts)) > 0]
         res.up_to_date = [t for t in last_by if t not in stale]
@@ -399,7 +399,7 @@ class PriceStore:
                     res.fetched[t] = (fstart.strftime("%Y-%m-%d"), end_ts.strftime("%Y-%m-%d"))
                 readjusted = _readjusted(current, got, stale)
                 if readjusted:
-                    first = min(current[t].first_valid_index() for t in readjusted)
+                    first = min(cast(pd.Timestamp, current[t].first_valid_index()) for t in readjusted)
                     full = source.fetch(readjusted, first, end_ts)
                     for t in readjusted:
                         res.fetched[t] = (first.strftime("%Y-%m-%d"), end_ts.strftime("%Y-%m-%d"))
@@ -452,7 +452,7 @@ class PriceStore:
 
 def _readjusted(current: pd.DataFrame, got: pd.DataFrame, tickers: Sequence[str]) -> list[str]:
     """Tickers whose re-fetched overlap disagrees with the stored prices (a dividend or split re-adjustment)."""
-    out = []
+    out: list[str] = []
     common = current.index.intersection(got.index)
     if len(common) == 0:
         return out

@@ -218,7 +218,7 @@ def validate_prices(
         else:
             coerced = pd.to_numeric(s, errors="coerce")
             bad = (coerced.isna() & s.notna()).to_numpy()
-            for p in np.flatnonzero(bad):
+            for p in np.flatnonzero(bad).tolist():
                 rep._add(Issue("non_numeric", cols[j], _iso(idx[p]), detail=repr(s.iloc[p]), repaired=repair))
             X[:, j] = coerced.to_numpy(dtype="float64", na_value=np.nan)
 
@@ -250,7 +250,7 @@ def validate_prices(
 
         ok_rows = sessions_mask(idx, calendar=calendar)
         if not ok_rows.all():
-            for p in np.flatnonzero(~ok_rows):
+            for p in np.flatnonzero(~ok_rows).tolist():
                 rep._add(
                     Issue(
                         "non_session", None, _iso(idx[p]), detail=f"not a {calendar} session", repaired=repair
@@ -273,8 +273,8 @@ def validate_prices(
     for kind, mask in (("non_finite", inf), ("non_positive", nonpos)):
         if mask.any():
             rr, cc = np.nonzero(mask)
-            for r, c in zip(rr, cc, strict=True):
-                rep._add(Issue(kind, cols[c], _iso(idx[r]), detail=repr(float(X[r, c])), repaired=repair))
+            for ri, ci in zip(rr.tolist(), cc.tolist(), strict=True):
+                rep._add(Issue(kind, cols[ci], _iso(idx[ri]), detail=repr(float(X[ri, ci])), repaired=repair))
             X[mask] = np.nan
 
     # --- per series: gaps, jumps, stale ------------------------------------------------------------------------
@@ -293,7 +293,7 @@ def validate_prices(
         # implausible one-day moves, between consecutive valid prices (before any filling)
         if len(v) > 1:
             r = v[1:] / v[:-1] - 1.0
-            for k in np.flatnonzero(np.abs(r) > max_jump):
+            for k in np.flatnonzero(np.abs(r) > max_jump).tolist():
                 rep._add(
                     Issue(
                         "jump", t, _iso(dates[vpos[k + 1]]), detail=f"return {r[k]:+.1%}", severity="warning"
@@ -339,7 +339,7 @@ def validate_prices(
                 last_valid = np.maximum.accumulate(np.where(valid, arange, -1))
                 cells = np.flatnonzero(fillable)
                 x[cells] = x[last_valid[cells]]
-                rep.filled.extend((t, _iso(dates[c])) for c in cells)
+                rep.filled.extend((t, _iso(dates[c])) for c in cells.tolist())
 
     clean = pd.DataFrame(X, index=pd.DatetimeIndex(dates, name="date"), columns=cols)
     rep.rows_out = len(clean)

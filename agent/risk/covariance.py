@@ -500,9 +500,9 @@ class CovarianceEstimator:
         """Estimate every asset on rows fit_start..fit_end (or take its `fixed` parameters), then filter each
         to the last row."""
         st = self.settings
-        # Settings use arch's naming (garch_p = shock lags, garch_q = variance lags); this package's p is the
-        # number of variance lags and q the number of shock lags (see agent/risk/garch.py).
-        p, q = st.garch_q, st.garch_p
+        # Settings name the lags by role (arch_lags = shock lags, garch_lags = variance lags); this package's p
+        # is the number of variance lags and q the number of shock lags (see agent/risk/garch.py).
+        p, q = st.garch_lags, st.arch_lags
         n = x.shape[1]
         m = max(p, q, 1)
         params: dict[int, GarchParams] = {}

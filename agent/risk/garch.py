@@ -14,7 +14,7 @@ and ``q`` the number of lagged *squared shocks* (α terms), as in the textbook f
 `arch` uses the opposite names (its ``p`` = shock lags, its ``q`` = variance lags), so `fit_garch` calls
 ``GARCH(p=q, q=p)``. Study 004's fitted model (§5.3, "GARCH(1,2)", written with `arch`'s naming) is
 σ²_t = ω + α1 ε²_{t-1} + β1 σ²_{t-1} + β2 σ²_{t-2}: ONE shock lag and TWO variance lags, i.e. ``p=2, q=1``
-here. `RiskSettings` uses `arch`'s naming instead (garch_p = shock lags, garch_q = variance lags, defaults
+here. `RiskSettings` names them by role instead (arch_lags = shock lags, garch_lags = variance lags, defaults
 1 and 2 = the study's model), and `CovarianceEstimator` swaps them when it calls in. `GarchParams` stores `alphas` and
 `betas` explicitly so a record is never ambiguous.
 

@@ -22,7 +22,7 @@ def test_defaults_come_from_the_default_profile(isolated_env: Path) -> None:
     assert s.universe.tickers == ("XLK", "XLF", "XLY", "XLE", "XLV", "XLP", "XLI", "XLB", "XLU")
     assert s.universe.benchmark == "SPY"
     assert s.schedule.frequency == "weekly"
-    assert (s.risk.method, s.risk.garch_p, s.risk.garch_q) == ("garch", 1, 2)
+    assert (s.risk.method, s.risk.arch_lags, s.risk.garch_lags) == ("garch", 1, 2)
     assert s.horizon == 5  # weekly holding period
 
 
