@@ -216,8 +216,8 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
                     _save(out, "placebo", rows)
     if "oracle" in only:
         rows = []
-        for ic in LADDER:
-            for seed in range(seeds):
+        for seed in range(seeds):  # seeds outer: a partial run still covers the whole ladder
+            for ic in LADDER:
                 r = replay(
                     "default",
                     WINDOWS["default"],
