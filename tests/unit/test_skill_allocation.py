@@ -7,6 +7,8 @@ textbook precision-form formula (an independent inversion), and the zero-skill c
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -157,7 +159,7 @@ def test_gate_and_tilt_grow_with_skill() -> None:
         w = opt.solve(bl_posterior(pi, cov, p, q, omega, 0.05), cov, None).weights
         dist.append(float(np.abs(w - w_ref).sum()))
     assert dist[0] < 1e-6
-    assert all(b > a for a, b in zip(dist, dist[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(dist))
     # the tilt goes toward the forecast: the best-scored name gains weight
     assert w[-1] > w_ref[-1] and w[0] < w_ref[0]
 
