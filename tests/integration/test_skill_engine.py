@@ -120,7 +120,9 @@ def test_placebo_replaces_the_forecast_for_every_path(
     assert _decide(s2, ctx2, dt.date(2021, 3, 5)).record["forecast"]["used_mu"] == f["used_mu"]
 
 
-def test_restart_with_the_saved_tracker_changes_nothing(isolated_env: Path, sector_prices: pd.DataFrame) -> None:
+def test_restart_with_the_saved_tracker_changes_nothing(
+    isolated_env: Path, sector_prices: pd.DataFrame
+) -> None:
     """Daemon-style run with the tracker persisted beside the ledger: a restart half-way gives the same
     decision records as one uninterrupted process; a restart that forgets the tracker does not."""
     from agent.data.calendar import schedule
