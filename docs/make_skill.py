@@ -190,9 +190,16 @@ def tune(out: Path, actives: tuple[float, ...] = GRID_ACTIVE, gates: tuple[float
                 _save(out, "tune", rows)
 
 
+def _prior(out: Path, name: str) -> list[dict[str, Any]]:
+    """Rows already measured (a proof run is resumable: each replay is saved as soon as it ends)."""
+    p = out / f"{name}.json"
+    return list(json.loads(p.read_text())["rows"]) if p.exists() else []
+
+
 def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dict[str, Any]]) -> None:
     if "placebo" in only:
-        rows = []
+        rows = _prior(out, "placebo")
+        done = {(r["profile"], r["path"], r["seed"]) for r in rows}
         for profile in ("default", "demo"):
             for seed in range(seeds):
                 for path, over in (
@@ -200,6 +207,8 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
                     ("skill, overlays off", NO_OVERLAYS),
                     ("max_sharpe (old path)", {"skill.enabled": False, "allocation.method": "max_sharpe"}),
                 ):
+                    if (profile, path, seed) in done:
+                        continue
                     r = replay(
                         profile,
                         WINDOWS[profile],
@@ -216,9 +225,12 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
                     )
                     _save(out, "placebo", rows)
     if "oracle" in only:
-        rows = []
+        rows = _prior(out, "oracle")
+        done_o = {(r["ic"], r["seed"]) for r in rows}
         for seed in range(seeds):  # seeds outer: a partial run still covers the whole ladder
             for ic in LADDER:
+                if (ic, seed) in done_o:
+                    continue
                 r = replay(
                     "default",
                     WINDOWS["default"],
@@ -235,8 +247,11 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
                 print(json.dumps({k: r[k] for k in ("ic", "seed", "sharpe", "turnover", "te")}), flush=True)
                 _save(out, "oracle", rows)
     if "real" in only:
-        rows = []
+        rows = _prior(out, "real")
+        done_r = {r["profile"] for r in rows}
         for profile in ("default", "demo", "etf-lstm-mvo"):
+            if profile in done_r:
+                continue
             r = replay(profile, WINDOWS[profile], out / "real" / profile, {})
             r.update(kind="real")
             rows.append(r)
