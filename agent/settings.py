@@ -44,6 +44,7 @@ __all__ = [
     "RiskSettings",
     "ScheduleSettings",
     "Settings",
+    "SkillSettings",
     "UniverseSettings",
     "VarLimitSettings",
     "VolTargetSettings",
@@ -247,6 +248,36 @@ class ForecastSettings(_Section):
     models_dir: Path | None = None  # default: exported_models/<profile>
     rebalance_threshold: float = Field(0.5, ge=0, le=1)  # sector-rnn: trade only when p(rebalance) ≥ this
     horizon_average: bool = True  # average the forecast over the holding period (leak-free: from data ≤ asof)
+    # research (issue 9): seeded noise with the forecasts' cross-sectional scale replaces the model output
+    placebo: int | None = Field(None, ge=0)
+    # research, look-ahead: a synthetic forecast with this IC built from realized future returns. Refused
+    # everywhere except a replay that hands the engine the future explicitly (docs/make_skill.py, tests).
+    oracle_ic: float | None = Field(None, ge=-1, le=1)
+    oracle_seed: int = Field(0, ge=0)
+
+
+class SkillSettings(_Section):
+    """Skill-aware allocation (issue 9): forecasts tilt a reference portfolio as far as measured skill earns.
+
+    The optimizer is mean-variance with ``allocation.risk_aversion`` as delta, fed mu = Black–Litterman (or
+    Grinold–Kahn) posterior around the reference's implied returns pi = delta * Sigma @ w_ref.
+    """
+
+    enabled: bool = False  # off: the study-faithful path (the forecast goes straight into the optimizer)
+    reference: Literal["equal_weight", "inverse_vol", "risk_parity", "static_mvo", "weights"] = "equal_weight"
+    reference_weights: dict[str, float] = Field(default_factory=dict)  # for reference = "weights"
+    combine: Literal["black_litterman", "grinold_kahn"] = "black_litterman"
+    tau: float = Field(0.05, gt=0, le=1)  # BL prior uncertainty scale
+    gate_t: float = Field(2.0, ge=0)  # skill t-stat below this: mu = pi (0 disables the gate)
+    halflife: float = Field(26.0, gt=0)  # live skill: half-life in matured forecasts
+    min_live: int = Field(20, ge=2)  # matured forecasts before live skill counts (a t-stat on fewer is noise)
+    prior_se_multiplier: float = Field(2.0, ge=1)  # widen the validation IC's error (early stopping used it)
+    use_validation_prior: bool = True
+    cost_multiplier: float = Field(1.0, ge=0)  # turnover penalty = this x the cost in the objective
+    # aversion to active risk (the tilt away from the reference): the posterior's excess over pi is scaled by
+    # risk_aversion / active_risk_aversion, so the tilt is Sigma^-1 alpha / active_risk_aversion
+    active_risk_aversion: float | None = Field(None, gt=0)
+    warn_below_t: float = Field(-2.0)  # drift monitor: a warning when live t-stat falls below this
 
 
 class DrawdownStopSettings(_Section):
@@ -394,6 +425,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     allocation: AllocationSettings = AllocationSettings()
     forecast: ForecastSettings = ForecastSettings()
+    skill: SkillSettings = SkillSettings()
     overlays: OverlaySettings = OverlaySettings()
     execution: ExecutionSettings = ExecutionSettings()
     backtest: BacktestSettings = BacktestSettings()

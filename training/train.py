@@ -23,6 +23,7 @@ from tqdm import tqdm
 from training.datasets import Dataset, ProfileConfig, make_dataset, window_batch
 from training.losses import bce_mse, drawdown_loss, mse
 from training.models import build_model
+from training.skill import validation_skill
 
 __all__ = [
     "FitResult",
@@ -199,6 +200,7 @@ def evaluate(model: torch.nn.Module, ds: Dataset, idx: np.ndarray | None = None)
         hit_rate=float(np.mean(np.sign(pred) == np.sign(true))),
         mean_ic=_mean_ic(pred, true),
     )
+    m.update(validation_skill(pred, true, base, ds.cfg.horizon))  # issue 9: the allocation's skill prior
     if prob is not None:
         lab = ds.y["reb"][idx]
         same = ds.y["reb_same"][idx]

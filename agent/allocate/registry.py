@@ -91,6 +91,11 @@ def method_needs(method: str) -> frozenset[str]:
     return entry.needs if entry else frozenset()
 
 
+def _cost_scale(settings: Settings) -> float:
+    """Skill-aware allocation may penalize turnover above the cost (skill.cost_multiplier; issue 9)."""
+    return settings.skill.cost_multiplier if settings.skill.enabled else 1.0
+
+
 def build_allocator(settings: Settings) -> Allocator:
     from agent.errors import ConfigError
 
@@ -115,7 +120,7 @@ class OptimizerAllocator:
             settings.allocation,
             settings.universe.tickers,
             settings.universe.groups,  # group NAMES -> member tickers; from_settings maps them to indices
-            cost_bps=settings.execution.cost_bps,
+            cost_bps=settings.execution.cost_bps * _cost_scale(settings),
             horizon=settings.horizon,
             mode=settings.allocation.compile,
         )

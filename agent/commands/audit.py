@@ -318,6 +318,11 @@ def _replay(args: argparse.Namespace) -> int:
         )
     store, where = _replay_store(settings, args.prices)
     ctx = EngineContext.create(settings, store)
+    if ctx.skill is not None:  # issue 9: the skill tracker exactly as the decision saw it, rebuilt from the log
+        from agent.skill.store import tracker_from_records
+
+        before = (e["record"] for e in dlog.records() if int(e["seq"]) < int(entry["seq"]))
+        ctx.skill.tracker = tracker_from_records(before, settings.skill.halflife)
     model = (rec.get("inputs") or {}).get("model")
     problems: list[str] = []
     if model and ctx.forecaster is not None:

@@ -87,6 +87,7 @@ class EngineContext:
     min_history: int = 0
     config_digest: str = ""
     replay_garch_params: dict[str, dict[str, Any]] | None = None  # audit replay: recorded GARCH parameters
+    skill: Any = None  # agent.skill.stage.SkillState: skill tracker and research switches (issue 9)
 
     @property
     def optimizer(self) -> Optimizer | None:
@@ -128,6 +129,12 @@ class EngineContext:
                 m.spec.rows_needed * (6 if m.spec.frequency == "weekly" else 1) + 10 for m in models
             )
             forecaster = onnx
+        skill = None
+        f = settings.forecast
+        if settings.skill.enabled or f.placebo is not None or f.oracle_ic is not None:
+            from agent.skill.stage import SkillState
+
+            skill = SkillState.create(settings)  # ConfigError: an oracle outside a research replay
         return cls(
             settings=settings,
             store=store,
@@ -138,6 +145,7 @@ class EngineContext:
             lookback=required_history(settings, model_lookback),
             min_history=minimum_history(settings, model_lookback),
             config_digest=settings.strategy_digest(),
+            skill=skill,
         )
 
 

@@ -1,0 +1,38 @@
+"""Every shipped return forecaster carries its validation skill (issue 9): the allocation's prior."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from agent.forecast import ModelRegistry
+from agent.skill.tracker import prior_from_metrics
+
+ROOT = Path(__file__).resolve().parents[2] / "exported_models"
+RETURN_PROFILES = ["default", "demo", "etf-lstm-mvo", "djia-lstm-garch", "lstm-proportional", "sector-rnn"]
+
+
+@pytest.mark.parametrize("profile", RETURN_PROFILES)
+def test_models_carry_validation_skill(profile: str) -> None:
+    reg = ModelRegistry(ROOT / profile)
+    assert reg.models
+    for info in reg.models:
+        val = json.loads(info.metadata["metrics"])["val"]
+        for key in (
+            "skill_ic_cs",
+            "skill_ic_cs_se",
+            "skill_n_eff",
+            "skill_ic_ts",
+            "skill_hit_rate",
+            "skill_mse_vs_zero",
+            "skill_mse_vs_rolling_mean",
+        ):
+            assert key in val and math.isfinite(val[key]), (info.model_id, key)
+        assert val["skill_n_eff"] * val["skill_horizon"] <= val["skill_n"] + val["skill_horizon"]
+        prior = prior_from_metrics(json.loads(info.metadata["metrics"]))
+        assert prior is not None and prior.ic == val["skill_ic_cs"]
+        card = info.path.with_suffix(".md").read_text()
+        assert "skill_ic_cs" in card
