@@ -181,6 +181,7 @@ class AgentRunner:
                         hint="check data.source / data.prices_file, or run `agent data fetch`",
                     )
                 ctx = self.context()
+                _restore_skill(ctx, ledger)
                 # a model for this date must exist: a missing model is a fixable failure (the slot stays open),
                 # not a decision to hold
                 check_models(ctx, slot_date)
@@ -371,3 +372,20 @@ def _iso(d: Any) -> str | None:
         if hasattr(d, "date") and callable(d.date)
         else dt.date.fromisoformat(str(d)[:10]).isoformat()
     )
+
+
+def _restore_skill(ctx: EngineContext, ledger: LedgerReads) -> None:
+    """The skill tracker exactly as the committed decisions left it (issue 9), rebuilt before every run.
+
+    Each decision records its tracker delta inside the same ledger transaction as the decision, so the ledger is
+    the one source of truth: a new process per slot, a restarted daemon and a run after a failed (uncommitted)
+    slot all see the state a continuous backtest would. A no-op when skill tracking is off.
+    """
+    if getattr(ctx, "skill", None) is None:
+        return
+    import json
+
+    from agent.skill.store import tracker_from_records
+
+    records = [json.loads(r["decision_json"]) for r in ledger.runs(with_decision=True) if r.get("decision_json")]
+    ctx.skill.tracker = tracker_from_records(records, ctx.settings.skill.halflife)
