@@ -174,8 +174,8 @@ class RiskSettings(_Section):
     # conditional variances (the β terms, arch's q). Study 004's GARCH(1,2) is
     # σ²_t = ω + α1·ε²_{t-1} + β1·σ²_{t-1} + β2·σ²_{t-2}: one shock lag, two variance lags.
     # The old names garch_p / garch_q are accepted, mapped here and reported as deprecated.
-    arch_lags: int = Field(1, ge=1, le=5)
-    garch_lags: int = Field(2, ge=1, le=5)
+    arch_lags: int = Field(1, ge=1, le=5)  # lagged squared shocks (α terms, arch's p); old name garch_p (deprecated)
+    garch_lags: int = Field(2, ge=1, le=5)  # lagged variances (β terms, arch's q); old name garch_q (deprecated)
     distribution: Literal["normal", "t"] = "normal"
     fit_window: int = Field(1000, ge=100)  # sessions of returns used to estimate GARCH parameters
     refit_every: int = Field(21, ge=1)  # sessions between GARCH re-estimations (filtered forward in between)
