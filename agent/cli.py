@@ -16,7 +16,7 @@ from agent.errors import EXIT_CONFIG, AgentError
 __all__ = ["build_parser", "main"]
 
 # Each module defines register(subparsers, parent_parser). Order = order in --help.
-_COMMANDS = ("backtest", "run", "status", "audit", "data", "config")
+_COMMANDS = ("backtest", "run", "status", "audit", "data", "config", "sweep")
 
 _EPILOG = """\
 examples:
