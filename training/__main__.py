@@ -55,6 +55,18 @@ def write_index(root: Path) -> Path:
     return out
 
 
+def _add_scheduler_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="build on Dask: an existing cluster's scheduler address (default: sequential in this process)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="build on a Dask LocalCluster of N workers"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -68,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", type=Path, default=None, help="root folder (default exported_models/)")
     b.add_argument("--only", nargs="*", default=None, help="only these train_end dates or years")
     b.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    _add_scheduler_options(b)
     a = sub.add_parser("build-all", help="rebuild every shipped model (the one documented rebuild command)")
     a.add_argument("--out", type=Path, default=None)
     a.add_argument("--quiet", action="store_true")
+    _add_scheduler_options(a)
     t = sub.add_parser(
         "tune", help="Optuna TPE search over units/dropout/lr on the time-ordered validation split"
     )
@@ -94,7 +108,19 @@ def main(argv: list[str] | None = None) -> int:
 
     root = args.out or REPO / "exported_models"
     t0 = time.perf_counter()
-    if args.cmd == "build":
+    if args.scheduler is not None or args.workers is not None:
+        from training.distributed import build_distributed, plan_jobs
+
+        if args.cmd == "build":
+            if args.window is not None:
+                raise SystemExit("--window is not supported with --scheduler/--workers")
+            jobs = plan_jobs([args.profile], args.cadence, args.start, args.only)
+        else:
+            jobs = plan_jobs(list(PROFILES))
+        build_distributed(jobs, root, scheduler=args.scheduler, workers=args.workers, verbose=True)
+        if args.cmd == "build-all":
+            write_index(root)
+    elif args.cmd == "build":
         build_profile(
             args.profile,
             cadence=args.cadence,

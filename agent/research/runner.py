@@ -9,7 +9,6 @@ The prices are loaded and validated once here and shipped to the workers once (`
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -86,31 +85,6 @@ def _done(out_dir: Path, key: str) -> bool:
     return True
 
 
-def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
-    """A Client on `scheduler`, on Dask's configured `scheduler-address` (DASK_SCHEDULER_ADDRESS), or on a
-    LocalCluster of one single-threaded worker process per core (`workers` overrides the count)."""
-    import logging
-
-    import dask
-    from distributed import Client, LocalCluster
-
-    # the agent's log handler would otherwise print every scheduler/nanny lifecycle line
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    if scheduler:
-        return Client(scheduler, set_as_default=False), None
-    if dask.config.get("scheduler-address", None):
-        return Client(set_as_default=False), None
-    n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",  # a free port: several sweeps may run on one machine
-        silence_logs=40,  # logging.ERROR
-    )
-    return Client(cluster, set_as_default=False), cluster
-
-
 def _iter_dask(
     todo: list[tuple[str, Cell]],
     frame: pd.DataFrame,
@@ -121,10 +95,10 @@ def _iter_dask(
     from distributed import as_completed
 
     from agent.research.cell import run_cell
+    from agent.research.cluster import dask_client, n_workers
 
-    client, cluster = _client(scheduler, workers)
-    try:
-        info["workers"] = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    with dask_client(scheduler, workers) as client:
+        info["workers"] = n_workers(client)
         shipped = client.scatter(frame, broadcast=True, hash=False)
         futs = {
             client.submit(run_cell, cell, shipped, key, key=f"sweep-cell-{key}", pure=False): key
@@ -142,10 +116,6 @@ def _iter_dask(
                     "status": "error",
                     "error": f"{type(e).__name__}: {' '.join(str(e).split())}"[:500],
                 }
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def _iter_serial(todo: list[tuple[str, Cell]], frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
