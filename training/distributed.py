@@ -32,13 +32,15 @@ def plan_jobs(
     profiles: list[str], cadence: str = "yearly", start: str | None = None, only: list[str] | None = None
 ) -> list[BuildJob]:
     """Every (profile, train_end) the sequential build would train, in the same order."""
+    import pandas as pd
+
     from training.datasets import load_config, load_prices
     from training.train import retrain_dates
 
     jobs = []
     for prof in profiles:
         cfg = load_config(prof)
-        for te in retrain_dates(load_prices(cfg).index, cfg, cadence, start):
+        for te in retrain_dates(pd.DatetimeIndex(load_prices(cfg).index), cfg, cadence, start):
             if only and str(te.date()) not in only and str(te.year) not in only:
                 continue
             jobs.append(BuildJob(prof, str(te.date()), cadence))

@@ -47,7 +47,7 @@ def frame_digest(frame: pd.DataFrame) -> str:
 
     h = hashlib.sha256()
     h.update(json.dumps([str(c) for c in frame.columns]).encode())
-    h.update(frame.index.asi8.tobytes())
+    h.update(pd.DatetimeIndex(frame.index).asi8.tobytes())
     h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
 
