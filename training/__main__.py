@@ -71,7 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="train + export walk-forward models for one profile")
-    b.add_argument("--profile", required=True)
+    b.add_argument("--profile", default=None, help="a training profile (training/configs/<name>.toml)")
+    b.add_argument(
+        "--config",
+        default=None,
+        metavar="SETTINGS.toml",
+        help="an agent settings file instead: its universe, price store and models directory",
+    )
+    b.add_argument(
+        "--recipe",
+        default=None,
+        metavar="TRAINING.toml",
+        help="with --config: a training config for features/model/training (default: the profile's)",
+    )
     b.add_argument(
         "--cadence", default="yearly", help="yearly (shipped) or every-N (retrain every N sessions)"
     )
@@ -99,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         for p in PROFILES:
             print(p)
         return 0
+    if args.cmd == "build" and (args.profile is None) == (args.config is None):
+        ap.error("build needs exactly one of --profile NAME or --config SETTINGS.toml")
     if args.cmd == "tune":
         from training.tune import tune
 
@@ -114,12 +128,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "build":
             if args.window is not None:
                 raise SystemExit("--window is not supported with --scheduler/--workers")
-            jobs = plan_jobs([args.profile], args.cadence, args.start, args.only)
+            jobs = plan_jobs(
+                [args.profile or ""], args.cadence, args.start, args.only, args.config, args.recipe
+            )
         else:
             jobs = plan_jobs(list(PROFILES))
+        if args.cmd == "build" and args.config:
+            from training.byo import resolve_settings_config
+
+            root = resolve_settings_config(args.config, args.recipe).out_dir
         build_distributed(jobs, root, scheduler=args.scheduler, workers=args.workers, verbose=True)
         if args.cmd == "build-all":
             write_index(root)
+    elif args.cmd == "build" and args.config:
+        from training.byo import build_from_settings
+
+        build_from_settings(
+            args.config,
+            recipe=args.recipe,
+            cadence=args.cadence,
+            start=args.start,
+            only=args.only,
+            verbose=not args.quiet,
+        )
     elif args.cmd == "build":
         build_profile(
             args.profile,

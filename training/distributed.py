@@ -26,10 +26,18 @@ class BuildJob:
     profile: str
     train_end: str
     cadence: str = "yearly"
+    settings_config: str | None = (
+        None  # an agent settings TOML (bring your own universe) instead of a profile
+    )
 
 
 def plan_jobs(
-    profiles: list[str], cadence: str = "yearly", start: str | None = None, only: list[str] | None = None
+    profiles: list[str],
+    cadence: str = "yearly",
+    start: str | None = None,
+    only: list[str] | None = None,
+    settings_config: str | None = None,
+    recipe: str | None = None,
 ) -> list[BuildJob]:
     """Every (profile, train_end) the sequential build would train, in the same order."""
     import pandas as pd
@@ -38,6 +46,15 @@ def plan_jobs(
     from training.train import retrain_dates
 
     jobs = []
+    if settings_config is not None:
+        from training.byo import resolve_settings_config
+
+        tgt = resolve_settings_config(settings_config, recipe)
+        for te in retrain_dates(pd.DatetimeIndex(tgt.prices.index), tgt.cfg, cadence, start):
+            if only and str(te.date()) not in only and str(te.year) not in only:
+                continue
+            jobs.append(BuildJob(tgt.cfg.profile, str(te.date()), cadence, settings_config, recipe))
+        return jobs
     for prof in profiles:
         cfg = load_config(prof)
         for te in retrain_dates(pd.DatetimeIndex(load_prices(cfg).index), cfg, cadence, start):
@@ -56,8 +73,15 @@ def build_job(job: BuildJob) -> dict[str, Any]:
     from training.train import train_one
 
     t0 = time.perf_counter()
-    cfg = load_config(job.profile)
-    prices = load_prices(cfg)
+    if job.settings_config is not None:
+        from training.byo import resolve_settings_config
+
+        tgt = resolve_settings_config(job.settings_config, job.recipe)
+        cfg, prices, subdir = tgt.cfg, tgt.prices, ""
+    else:
+        cfg = load_config(job.profile)
+        prices = load_prices(cfg)
+        subdir = cfg.profile
     tm = train_one(cfg, prices, pd.Timestamp(job.train_end), verbose=False)
     with tempfile.TemporaryDirectory(prefix="agent-build-") as tmp:
         path = export_model(tm, Path(tmp), cadence=job.cadence)
@@ -65,6 +89,7 @@ def build_job(job: BuildJob) -> dict[str, Any]:
         files = {p.name: p.read_bytes() for p in (path, Path(card))}
     return {
         "profile": cfg.profile,
+        "subdir": subdir,
         "train_end": job.train_end,
         "files": files,
         "seconds": time.perf_counter() - t0,
@@ -80,8 +105,8 @@ def build_distributed(
     workers: int | None = None,
     verbose: bool = True,
 ) -> list[Path]:
-    """Run `jobs` on Dask (a LocalCluster by default); write each model under out_root/<profile>/ as it
-    arrives. A failed job raises after the others finished (a partial rebuild is never silent)."""
+    """Run `jobs` on Dask (a LocalCluster by default); write each model under out_root/<profile>/ (directly
+    under out_root for a settings-file job) as it arrives. A failed job raises after the others finished (a partial rebuild is never silent)."""
     from distributed import as_completed
 
     from agent.atomic import atomic_write_bytes
@@ -103,7 +128,7 @@ def build_distributed(
             except Exception as e:
                 failures.append(f"{j.profile} {j.train_end}: {type(e).__name__}: {e}")
                 continue
-            out_dir = out_root / res["profile"]
+            out_dir = out_root / res["subdir"] if res["subdir"] else out_root
             out_dir.mkdir(parents=True, exist_ok=True)
             for name, data in sorted(res["files"].items()):
                 atomic_write_bytes(out_dir / name, data)
