@@ -26,9 +26,9 @@ class BuildJob:
     profile: str
     train_end: str
     cadence: str = "yearly"
-    settings_config: str | None = (
-        None  # an agent settings TOML (bring your own universe) instead of a profile
-    )
+    # bring your own universe: an agent settings TOML instead of a profile, optionally another training recipe
+    settings_config: str | None = None
+    recipe: str | None = None
 
 
 def plan_jobs(
