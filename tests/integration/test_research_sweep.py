@@ -146,3 +146,28 @@ def test_cli_sweep_bad_grid_is_one_line_exit_2(tmp_path: Path) -> None:
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "unknown key" in p.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_existing_cluster_by_address_and_by_dask_config(
+    serial_table: pd.DataFrame, tmp_path: Path, shared_data: Path
+) -> None:
+    """--scheduler ADDRESS and Dask's `scheduler-address` config both use the cluster that is already running."""
+    import dask
+    from distributed import LocalCluster
+
+    from agent.research.grid import load_grid
+    from agent.research.runner import run_sweep
+
+    spec = load_grid(_grid(tmp_path, shared_data))
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        res = run_sweep(spec, tmp_path / "a", scheduler=cluster.scheduler_address)
+        assert res.workers == 1 and res.n_run == 8
+        with dask.config.set({"scheduler-address": cluster.scheduler_address}):
+            res2 = run_sweep(spec, tmp_path / "b")
+        assert res2.workers == 1 and res2.n_run == 8
+        # the cluster outlives the sweeps (the sweep closes only clusters it started)
+        assert cluster.status.name == "running"
+    for d in ("a", "b"):
+        pd.testing.assert_frame_equal(
+            _stable(pd.read_parquet(tmp_path / d / "sweep.parquet")), _stable(serial_table)
+        )
