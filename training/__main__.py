@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--trials", type=int, default=20)
     t.add_argument("--train-end", default=None)
     t.add_argument("--max-epochs", type=int, default=None)
+    _add_scheduler_options(t)
+    t.add_argument(
+        "--storage", default=None, help="with --scheduler/--workers: Optuna storage URL (resumable study)"
+    )
     sub.add_parser("list", help="list training profiles")
     args = ap.parse_args(argv)
 
@@ -113,6 +117,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "build" and (args.profile is None) == (args.config is None):
         ap.error("build needs exactly one of --profile NAME or --config SETTINGS.toml")
+    if args.cmd == "tune" and (args.scheduler is not None or args.workers is not None):
+        from training.distributed_tune import tune_distributed
+
+        tune_distributed(
+            args.profile,
+            args.trials,
+            args.train_end,
+            max_epochs=args.max_epochs,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            storage=args.storage,
+        )
+        return 0
     if args.cmd == "tune":
         from training.tune import tune
 

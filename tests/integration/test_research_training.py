@@ -61,3 +61,20 @@ def test_model_bytes_do_not_depend_on_the_worker(tmp_path: Path, shared_data: Pa
     # and the models differ from each other (the comparison is not between empty files)
     a, b = (p.read_bytes() for p in written)
     assert a != b and len(a) > 1000
+
+
+def test_distributed_tune_trials_match_local_and_resume(tmp_path: Path, shared_data: Path) -> None:
+    """Optuna trials run on Dask workers give the loss the same setting gives in this process; with a storage
+    URL a rerun resumes the study instead of starting over."""
+    from training.distributed_tune import evaluate_trial, tune_distributed
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY)
+    db = f"sqlite:///{tmp_path / 'study.db'}"
+    kw = {"max_epochs": 1, "workers": 2, "storage": db, "study_name": "t", "verbose": False}
+    first = tune_distributed(str(cfg), trials=2, train_end="2018-12-31", **kw)
+    assert len(first["trials"]) == 2
+    again = tune_distributed(str(cfg), trials=3, train_end="2018-12-31", **kw)
+    assert len(again["trials"]) == 3 and again["trials"][:2] == first["trials"]
+    t0 = first["trials"][0]
+    assert evaluate_trial(str(cfg), "2018-12-31", t0["params"], 1) == t0["val_loss"]
