@@ -71,7 +71,7 @@ def test_distributed_tune_trials_match_local_and_resume(tmp_path: Path, shared_d
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY)
     db = f"sqlite:///{tmp_path / 'study.db'}"
-    kw = {"max_epochs": 1, "workers": 2, "storage": db, "study_name": "t", "verbose": False}
+    kw = {"max_epochs": 1, "workers": 1, "storage": db, "study_name": "t", "verbose": False}
     first = tune_distributed(str(cfg), trials=2, train_end="2018-12-31", **kw)
     assert len(first["trials"]) == 2
     again = tune_distributed(str(cfg), trials=3, train_end="2018-12-31", **kw)
