@@ -47,10 +47,10 @@ def _machine() -> str:
 def stored_records(out_dir: Path) -> tuple[list[dict], int, object]:
     """The grid's stored cell records (in grid order) and the number of cells in the grid."""
     from agent.research.grid import cell_key, expand_cells, load_grid
-    from agent.research.runner import frame_digest, load_sweep_prices
+    from agent.research.runner import load_sweep_prices, sweep_digest
 
     spec = load_grid(GRID)
-    data = frame_digest(load_sweep_prices(spec))
+    data = sweep_digest(spec, load_sweep_prices(spec))
     cells = expand_cells(spec)
     recs = []
     for c in cells:

@@ -20,7 +20,7 @@ from agent.research.grid import Cell, SweepSpec, cell_key, expand_cells
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SweepResult", "frame_digest", "load_sweep_prices", "run_sweep"]
+__all__ = ["SweepResult", "frame_digest", "load_sweep_prices", "run_sweep", "sweep_digest"]
 
 SERIAL = "serial"
 
@@ -50,6 +50,20 @@ def frame_digest(frame: pd.DataFrame) -> str:
     h.update(pd.DatetimeIndex(frame.index).asi8.tobytes())
     h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def sweep_digest(spec: SweepSpec, frame: pd.DataFrame) -> str:
+    """What every cell key covers besides the cell: the prices and, for a grid on a config file, the file's
+    text (an edited file never reuses stale results). Code changes are not covered: use a new --out."""
+    if not spec.config:
+        return frame_digest(frame)
+    from agent.decision import digest
+
+    try:
+        cfg_text = Path(spec.config).read_text()
+    except OSError:
+        cfg_text = "(unreadable)"
+    return digest({"prices": frame_digest(frame), "config": cfg_text})[:16]
 
 
 def load_sweep_prices(spec: SweepSpec) -> pd.DataFrame:
@@ -144,7 +158,7 @@ def run_sweep(
     t0 = time.perf_counter()
     if frame is None:
         frame = load_sweep_prices(spec)
-    data = frame_digest(frame)
+    data = sweep_digest(spec, frame)
     cells = expand_cells(spec)
     keyed = [(cell_key(c, data), c) for c in cells]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -97,3 +97,21 @@ def test_load_grid_file_errors(tmp_path) -> None:
     good = tmp_path / "g.toml"
     good.write_text('config = "my.toml"\nwindows = ["2019"]\n')
     assert load_grid(good).config == str((tmp_path / "my.toml").resolve())
+
+
+def test_sweep_digest_covers_prices_and_the_config_text(tmp_path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from agent.research.runner import sweep_digest
+
+    idx = pd.bdate_range("2020-01-01", periods=5, name="date")
+    frame = pd.DataFrame({"A": np.arange(1.0, 6.0)}, index=idx)
+    cfg = tmp_path / "my.toml"
+    cfg.write_text('profile = "default"\n')
+    spec = parse_grid({"config": str(cfg), "windows": ["2019"]})
+    d1 = sweep_digest(spec, frame)
+    assert sweep_digest(spec, frame) == d1
+    assert sweep_digest(spec, frame.assign(A=frame["A"] * 1.01)) != d1
+    cfg.write_text('profile = "default"\n[execution]\ncost_bps = 10\n')
+    assert sweep_digest(spec, frame) != d1
