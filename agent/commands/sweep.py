@@ -18,7 +18,7 @@ workers once. Each finished cell is stored under OUT/cells/<hash>.json, so a rer
 
 Writes to --out: sweep.parquet (cell parameters, every metric, timings, status), summary.json and summary.html
 (table, heatmap of net Sharpe over the grid's `heatmap` axes, the deflated Sharpe of the best cell, Monte Carlo
-percentiles against 1/N on the same paths).
+percentiles against 1/N on the same paths). Exit 0 when at least one cell finished, 1 when every cell failed.
 """
 
 _EPI = """\
@@ -66,13 +66,17 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agent.errors import UsageError
+    import sys
+
+    from agent.errors import EXIT_RUN_FAILED, UsageError
     from agent.research.grid import load_grid
     from agent.research.runner import run_sweep
     from agent.settings import load_settings
 
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")
+    if args.workers is not None and args.scheduler is not None:
+        raise UsageError("--workers sizes a local cluster: it cannot be combined with --scheduler")
     spec = load_grid(args.grid)
     base = load_settings(spec.config, profile=spec.profile)
     configure_from_settings(base)
@@ -94,4 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     if mc:
         print(f"Monte Carlo: {mc['paths']} paths; see summary.html")
     print(f"wrote {res.table_path}, {res.html_path}")
+    if res.summary.get("n_ok", 0) == 0:
+        print("agent: error: every cell failed (see the error column of the table)", file=sys.stderr)
+        return EXIT_RUN_FAILED
     return 0

@@ -171,3 +171,21 @@ def test_existing_cluster_by_address_and_by_dask_config(
         pd.testing.assert_frame_equal(
             _stable(pd.read_parquet(tmp_path / d / "sweep.parquet")), _stable(serial_table)
         )
+
+
+def test_cli_every_cell_failing_exits_1_and_bad_flags_exit_2(tmp_path: Path, shared_data: Path) -> None:
+    g = tmp_path / "g.toml"
+    g.write_text(
+        f'profile = "equal-weight"\nprices = "{shared_data / "sector_etfs_daily.csv"}"\nwindows = ["1950"]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
+    env.update(AGENT_NO_PROGRESS="1", AGENT_SHARED_DATA=str(shared_data), AGENT_DATA_DIR=str(tmp_path / "d"))
+    run = [sys.executable, "-m", "agent", "sweep", str(g), "--out", str(tmp_path / "o")]
+    p = subprocess.run([*run, "--scheduler", "serial"], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stderr
+    assert "every cell failed" in p.stderr and "1 failed" in p.stdout
+    assert pd.read_parquet(tmp_path / "o" / "sweep.parquet")["error"].str.contains("outside the data").all()
+    p = subprocess.run(
+        [*run, "--scheduler", "serial", "--workers", "2"], env=env, capture_output=True, text=True
+    )
+    assert p.returncode == 2 and "cannot be combined" in p.stderr
