@@ -93,10 +93,10 @@ def _done(out_dir: Path, key: str) -> bool:
     if not p.exists():
         return False
     try:
-        json.loads(p.read_text())
+        rec = json.loads(p.read_text())
     except (OSError, ValueError):
         return False  # a torn or unreadable record is rerun (atomic writes make this unlikely)
-    return True
+    return not rec.get("retry", False)  # a cell lost with its worker is rerun; a cell's own error is final
 
 
 def _iter_dask(
@@ -129,6 +129,7 @@ def _iter_dask(
                     "params": cell.params(),
                     "status": "error",
                     "error": f"{type(e).__name__}: {' '.join(str(e).split())}"[:500],
+                    "retry": True,
                 }
 
 
