@@ -60,7 +60,9 @@ def stored_records(out_dir: Path) -> tuple[list[dict], int, object]:
     return recs, len(cells), spec
 
 
-def montecarlo_section(recs: list[dict], n_grid: int, spec: object, wall_s: float | None) -> str:
+def montecarlo_section(
+    recs: list[dict], n_grid: int, spec: object, wall_s: float | None, out_dir: Path
+) -> str:
     from agent.research.table import build_table, montecarlo_summary
 
     df = build_table(spec, recs)  # type: ignore[arg-type]
@@ -106,6 +108,19 @@ def montecarlo_section(recs: list[dict], n_grid: int, spec: object, wall_s: floa
         "of the paths. Differences are paired (strategy − 1/N on the same path); costs 5 bps per side for both.",
         "",
     ]
+    inv_path = out_dir / "invocations.jsonl"
+    invs = [json.loads(x) for x in inv_path.read_text().splitlines()] if inv_path.exists() else []
+    if invs:
+        lines += [
+            "Sweep invocations (from the sweep's invocations.jsonl): "
+            + "; ".join(
+                f"{i['cells_run']} cells in {i['wall_s'] / 60:.1f} min on {i['workers']} worker(s), load "
+                f"average {i['loadavg'][0]} at the end ({i['finished_utc']})"
+                for i in invs
+            )
+            + ".",
+            "",
+        ]
     cell_s = df.loc[df["status"] == "ok", "cell_s"]
     lines += [
         f"Per path: median {cell_s.median():.1f} s of worker time (replay including start-up), "
@@ -146,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Sweeps run with `agent sweep` (see the README); every cell is a full replay through the decision path.",
         "",
-        montecarlo_section(recs, n_grid, spec, wall),
+        montecarlo_section(recs, n_grid, spec, wall, args.out_dir),
     ]
     OUT.write_text("\n".join(page).rstrip() + "\n")
     print(f"wrote {OUT} ({len(recs)} of {n_grid} cells)")

@@ -9,6 +9,8 @@ The prices are loaded and validated once here and shipped to the workers once (`
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -133,6 +135,24 @@ def _iter_dask(
                 }
 
 
+def _log_invocation(out_dir: Path, n_run: int, n_failed: int, wall_s: float, workers: int) -> None:
+    """Append one line per invocation to OUT/invocations.jsonl: what ran, how long, on what (for the docs)."""
+    import datetime as dt
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
+    line = {
+        "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cells_run": n_run,
+        "failed": n_failed,
+        "wall_s": round(wall_s, 1),
+        "workers": workers,
+        "cpu_count": os.cpu_count(),
+        "loadavg": [round(x, 1) for x in load],
+    }
+    with open(out_dir / "invocations.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(line, sort_keys=True) + "\n")
+
+
 def _iter_serial(todo: list[tuple[str, Cell]], frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
     from agent.research.cell import run_cell
 
@@ -188,6 +208,8 @@ def run_sweep(
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t0
+    if todo:
+        _log_invocation(out_dir, len(todo), n_failed, wall, int(info["workers"]))
     records = [json.loads(_record_path(out_dir, k).read_text()) for k, _ in keyed]
     table_path, html_path, summary = write_outputs(spec, records, out_dir)
     return SweepResult(
