@@ -16,7 +16,7 @@ from agent.errors import EXIT_CONFIG, EXIT_DATA, AgentError
 __all__ = ["build_parser", "main"]
 
 # Each module defines register(subparsers, parent_parser). Order = order in --help.
-_COMMANDS = ("backtest", "run", "status", "audit", "data", "config", "report")
+_COMMANDS = ("backtest", "run", "status", "audit", "data", "config", "report", "sweep")
 
 _EPILOG = """\
 examples:

@@ -55,11 +55,35 @@ def write_index(root: Path) -> Path:
     return out
 
 
+def _add_scheduler_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="build on Dask: an existing cluster's scheduler address (default: sequential in this process)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="build on a Dask LocalCluster of N workers"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="train + export walk-forward models for one profile")
-    b.add_argument("--profile", required=True)
+    b.add_argument("--profile", default=None, help="a training profile (training/configs/<name>.toml)")
+    b.add_argument(
+        "--config",
+        default=None,
+        metavar="SETTINGS.toml",
+        help="an agent settings file instead: its universe, price store and models directory",
+    )
+    b.add_argument(
+        "--recipe",
+        default=None,
+        metavar="TRAINING.toml",
+        help="with --config: a training config for features/model/training (default: the profile's)",
+    )
     b.add_argument(
         "--cadence", default="yearly", help="yearly (shipped) or every-N (retrain every N sessions)"
     )
@@ -68,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", type=Path, default=None, help="root folder (default exported_models/)")
     b.add_argument("--only", nargs="*", default=None, help="only these train_end dates or years")
     b.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    _add_scheduler_options(b)
     a = sub.add_parser("build-all", help="rebuild every shipped model (the one documented rebuild command)")
     a.add_argument("--out", type=Path, default=None)
     a.add_argument("--quiet", action="store_true")
+    _add_scheduler_options(a)
     t = sub.add_parser(
         "tune", help="Optuna TPE search over units/dropout/lr on the time-ordered validation split"
     )
@@ -78,12 +104,31 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--trials", type=int, default=20)
     t.add_argument("--train-end", default=None)
     t.add_argument("--max-epochs", type=int, default=None)
+    _add_scheduler_options(t)
+    t.add_argument(
+        "--storage", default=None, help="with --scheduler/--workers: Optuna storage URL (resumable study)"
+    )
     sub.add_parser("list", help="list training profiles")
     args = ap.parse_args(argv)
 
     if args.cmd == "list":
         for p in PROFILES:
             print(p)
+        return 0
+    if args.cmd == "build" and (args.profile is None) == (args.config is None):
+        ap.error("build needs exactly one of --profile NAME or --config SETTINGS.toml")
+    if args.cmd == "tune" and (args.scheduler is not None or args.workers is not None):
+        from training.distributed_tune import tune_distributed
+
+        tune_distributed(
+            args.profile,
+            args.trials,
+            args.train_end,
+            max_epochs=args.max_epochs,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            storage=args.storage,
+        )
         return 0
     if args.cmd == "tune":
         from training.tune import tune
@@ -94,7 +139,36 @@ def main(argv: list[str] | None = None) -> int:
 
     root = args.out or REPO / "exported_models"
     t0 = time.perf_counter()
-    if args.cmd == "build":
+    if args.scheduler is not None or args.workers is not None:
+        from training.distributed import build_distributed, plan_jobs
+
+        if args.cmd == "build":
+            if args.window is not None:
+                raise SystemExit("--window is not supported with --scheduler/--workers")
+            jobs = plan_jobs(
+                [args.profile or ""], args.cadence, args.start, args.only, args.config, args.recipe
+            )
+        else:
+            jobs = plan_jobs(list(PROFILES))
+        if args.cmd == "build" and args.config:
+            from training.byo import resolve_settings_config
+
+            root = resolve_settings_config(args.config, args.recipe).out_dir
+        build_distributed(jobs, root, scheduler=args.scheduler, workers=args.workers, verbose=True)
+        if args.cmd == "build-all":
+            write_index(root)
+    elif args.cmd == "build" and args.config:
+        from training.byo import build_from_settings
+
+        build_from_settings(
+            args.config,
+            recipe=args.recipe,
+            cadence=args.cadence,
+            start=args.start,
+            only=args.only,
+            verbose=not args.quiet,
+        )
+    elif args.cmd == "build":
         build_profile(
             args.profile,
             cadence=args.cadence,
