@@ -263,6 +263,10 @@ def main() -> None:
         "uses a model whose train_end < t). Turnover is the sum of one-way turnover over the window; costs",
         "are a fraction of initial capital. Single replays: read the probabilistic Sharpe ratio in each run's",
         "metrics.json (`psr`) before calling an edge real.",
+        "",
+        "Related generated pages: [SKILL.md](SKILL.md) (skill-aware allocation: tuning on 2015–2019, placebo,",
+        "oracle ladder, real models 2020–2024) and [RESEARCH.md](RESEARCH.md) (Monte Carlo stress from `agent sweep`).",
+        "",
         f"Timings below were measured on {_machine()} (shared with other work: read them as rough).",
         "",
     ]

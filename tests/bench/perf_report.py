@@ -51,6 +51,7 @@ def render(d: Path, note: str) -> str:
     out: list[str] = []
     w = out.append
     w(f"# Performance (generated {dt.date.today().isoformat()} by tests/bench/perf_report.py)\n")
+    w("Research-scale figures (Dask sweeps, distributed builds): [PERFORMANCE-RESEARCH.md](PERFORMANCE-RESEARCH.md).\n")
     w(
         f"Machine: {os.cpu_count()} cores ({_cpu()}), load average {load[0]:.1f} / {load[1]:.1f} / "
         f"{load[2]:.1f} (1/5/15 min) when this report was written. {note}\n"
