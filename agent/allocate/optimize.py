@@ -55,12 +55,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import numpy as np
 
-from agent.decision import TRADING_DAYS, cash_weight, round_weights
+from agent.allocate.problem import _Program, _usable_factor, build_program, factor_cov, problem_values
+from agent.allocate.result import AllocationResult
+from agent.decision import TRADING_DAYS, round_weights
 from agent.errors import describe
 
 __all__ = [
@@ -80,72 +81,6 @@ PERIODS = TRADING_DAYS
 REBUILD_MIN_N = 80
 _TOL = 1e-6  # constraint tolerance when validating a solution
 _MU_EPS = 1e-12  # an excess return at or below this (per session) is not positive
-
-
-@dataclass(frozen=True)
-class AllocationResult:
-    """Target weights plus how they were reached (recorded in the decision's ``optimizer`` section)."""
-
-    weights: np.ndarray
-    status: str
-    method_requested: str
-    method_used: str
-    reason_code: str
-    trace: list[dict[str, Any]] = field(default_factory=list)
-    objective: float | None = None
-    solve_time_ms: float = 0.0
-
-    @property
-    def cash(self) -> float:
-        return cash_weight(self.weights)
-
-    @property
-    def ok(self) -> bool:
-        """True when the requested method produced the weights."""
-        return self.method_used == self.method_requested
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "weights": [float(x) for x in self.weights],
-            "status": self.status,
-            "method_requested": self.method_requested,
-            "method_used": self.method_used,
-            "reason_code": self.reason_code,
-            "trace": [dict(t) for t in self.trace],
-            "objective": self.objective,
-            "solve_time_ms": self.solve_time_ms,
-        }
-
-
-def factor_cov(cov: np.ndarray, *, floor: float = 0.0) -> tuple[np.ndarray, bool]:
-    """A factor F with F F' = cov (symmetrized), and whether cov had to be repaired (not PSD).
-
-    Cholesky when cov is positive definite (fast); otherwise an eigen-decomposition with eigenvalues clipped at
-    ``floor``. Tiny negative eigenvalues from round-off (> -1e-10 relative) do not count as a repair.
-    """
-    c = np.asarray(cov, dtype=float)
-    sym = 0.5 * (c + c.T)
-    scale = max(float(np.max(np.abs(np.diag(sym)))) if sym.size else 0.0, 1e-300)
-    asym = float(np.max(np.abs(c - c.T))) / scale if sym.size else 0.0
-    if floor <= 0:
-        try:
-            return np.linalg.cholesky(sym), asym > 1e-8
-        except np.linalg.LinAlgError:
-            pass
-    lam, vec = np.linalg.eigh(sym)
-    repaired = bool(lam.min() < -1e-10 * scale) or asym > 1e-8
-    lam = np.maximum(lam, floor)
-    return vec * np.sqrt(lam), repaired
-
-
-@dataclass
-class _Program:
-    """One cvxpy problem and the handles needed to feed it and read it back."""
-
-    problem: Any
-    params: dict[str, Any]
-    x: Any  # the weight variable (y for max-Sharpe)
-    kappa: Any = None  # max-Sharpe homogenization variable
 
 
 class Optimizer:
@@ -301,83 +236,7 @@ class Optimizer:
 
     def _build(self, method: str, values: Mapping[str, Any] | None = None) -> _Program:
         """Build a method's problem: with Parameters (values None) or with constant data (rebuild mode)."""
-        import cvxpy as cp
-
-        n = self.n
-        const = values is not None
-        vals: Mapping[str, Any] = values if values is not None else {}
-        params: dict[str, Any] = {}
-
-        def par(name: str, shape: tuple[int, ...], **kw: Any) -> Any:
-            if const:
-                return vals[name]
-            params[name] = cp.Parameter(shape, name=name, **kw)
-            return params[name]
-
-        needs_trade = self.turnover_cap is not None or self.cost_rate > 0
-        hom = method == "max_sharpe"
-        x = cp.Variable(n, nonneg=True, name="y" if hom else "w")
-        k = cp.Variable(nonneg=True, name="kappa") if hom else 1.0
-        lo, hi = self.min_weight, self.max_weight
-        cons: list[Any] = []
-        if lo > 0:
-            cons.append(x >= lo * k)
-        if hi < 1:
-            cons.append(x <= hi * k)
-        if self.fully_invested:
-            cons.append(cp.sum(x) == k)
-        elif method == "min_variance":
-            cons.append(cp.sum(x) == self.max_exposure)
-        else:
-            cons.append(cp.sum(x) <= k)
-        for idx, cap in self.group_caps.values():
-            if idx.size:
-                cons.append(cp.sum(x[idx]) <= cap * k)
-        trade_sum = None
-        if needs_trade:
-            w_prev = par("w_prev", (n,))
-            t = cp.Variable(n, nonneg=True, name="trade")
-            anchor = k * w_prev if hom else w_prev
-            cons += [t >= x - anchor, t >= anchor - x]
-            trade_sum = cp.sum(t)
-            if self.turnover_cap is not None:
-                cons.append(trade_sum <= self.turnover_cap * k)
-        cost = None
-        if self.cost_rate > 0 and trade_sum is not None:
-            cost = par("cost", (), nonneg=True) * trade_sum
-        risk: Any = None
-        objective: Any = None
-        if method != "target_volatility":
-            if const and vals.get("G") is not None:  # factor form: O(N·k) instead of a dense N×N block
-                risk = cp.sum_squares(vals["G"].T @ x) + cp.sum_squares(cp.multiply(vals["d_sqrt"], x))
-            elif const:  # rebuild mode: a sparse quadratic block is what Clarabel factors fastest
-                risk = cp.quad_form(x, cp.psd_wrap(vals["sigma_matrix"]))
-            else:  # DPP: quad_form with a matrix Parameter is not DPP; a factor Parameter is
-                risk = cp.sum_squares(par("F", (n, n)).T @ x)
-        if method == "max_sharpe":
-            mu = par("mu", (n,))
-            cons.append(mu @ x - (cost if cost is not None else 0) >= 1)
-            objective = cp.Minimize(risk)
-        elif method == "min_variance":
-            objective = (
-                cp.Minimize(self.risk_aversion / 2 * risk + cost) if cost is not None else cp.Minimize(risk)
-            )
-        elif method == "mean_variance":
-            mu = par("mu", (n,))
-            expr = mu @ x - self.risk_aversion / 2 * risk
-            objective = cp.Maximize(expr - cost if cost is not None else expr)
-        else:  # target_volatility
-            mu = par("mu", (n,))
-            if const and vals.get("G") is not None:
-                stacked = cp.hstack([vals["G"].T @ x, cp.multiply(vals["d_sqrt"], x)])
-                cons.append(cp.norm(stacked, 2) <= vals["sigma"])
-            else:
-                cons.append(cp.norm(par("F", (n, n)).T @ x, 2) <= par("sigma", (), nonneg=True))
-            objective = cp.Maximize(mu @ x - cost if cost is not None else mu @ x)
-        problem = cp.Problem(objective, cons)
-        if not const and not problem.is_dpp():  # pragma: no cover - a formulation bug, caught by tests
-            raise RuntimeError(f"{method} problem is not DPP")
-        return _Program(problem=problem, params=params, x=x, kappa=k if hom else None)
+        return build_program(self, method, values)
 
     # ------------------------------------------------------------------ solving
     def solve(
@@ -537,29 +396,7 @@ class Optimizer:
         self, name: str, excess: np.ndarray, cov: np.ndarray, factor: np.ndarray, prev: np.ndarray
     ) -> dict[str, Any]:
         """Parameter values for one solve, rescaled so that Clarabel sees O(1) data."""
-        mean_var = float(np.mean(np.diag(cov)))
-        s_risk = 1.0 / mean_var if mean_var > 1e-300 else 1.0
-        if name == "max_sharpe":
-            s_mu = 1.0 / float(excess.max())
-        elif name == "target_volatility":
-            m = float(np.max(np.abs(excess)))
-            s_mu = 1.0 / m if m > 1e-300 else 1.0
-        else:
-            s_mu = s_risk  # mean-variance / min-variance: one scale for the whole objective
-        values: dict[str, Any] = {
-            "mu": excess * s_mu,
-            "F": factor * math.sqrt(s_risk),
-            "w_prev": prev,
-            "cost": self.cost_rate * s_mu,
-            "sigma": self.target_vol_daily * math.sqrt(s_risk),
-        }
-        fm = getattr(self, "_fm", None)
-        if self.rebuild and fm is not None:
-            values["G"] = fm.sqrt_factor() * math.sqrt(s_risk)
-            values["d_sqrt"] = np.sqrt(fm.specific_var * s_risk)
-        elif self.rebuild:
-            values["sigma_matrix"] = cov * s_risk
-        return values
+        return problem_values(self, name, excess, cov, factor, prev)
 
     def _finish(self, w: np.ndarray) -> np.ndarray:
         """Clip solver noise to the bounds, never above full investment, and round for determinism."""
@@ -637,22 +474,6 @@ class Optimizer:
         if name == "mean_variance":
             return float(excess @ w) - self.risk_aversion / 2 * var - cost
         return float(excess @ w) - cost
-
-
-def _usable_factor(fm: Any, n: int) -> bool:
-    """A factor model of the right shape with finite loadings and positive specific variances."""
-    try:
-        g = np.asarray(fm.sqrt_factor(), dtype=float)
-        d = np.asarray(fm.specific_var, dtype=float)
-    except (AttributeError, TypeError, ValueError):
-        return False
-    return (
-        g.ndim == 2
-        and g.shape[0] == n
-        and d.shape == (n,)
-        and bool(np.all(np.isfinite(g)))
-        and bool(np.all(np.isfinite(d)) and np.all(d > 0))
-    )
 
 
 def _vector(v: Any, n: int) -> tuple[np.ndarray, bool]:

@@ -168,3 +168,23 @@ def test_status_and_audit_do_not_load_the_scheduler_or_the_writer() -> None:
     g = import_graph()
     for cmd in ("agent.commands.status", "agent.commands.audit"):
         assert not (g[cmd] & {"agent.daemon", "agent.service.scheduler", "agent.service.job"}), g[cmd]
+
+
+# Modules temporarily allowed over MAX_LINES, each with the reason. Remove an entry as soon as it is split.
+ALLOWED_OVER = {
+    "agent.overlays": "being split by another engineer under issue 11 (branch not merged yet)",
+}
+
+
+def test_no_module_in_agent_or_training_is_oversized() -> None:
+    """Issue 11: every module in agent/ and training/ stays within MAX_LINES (except the explicit allow-list)."""
+    files = [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
+    sizes = {_module_name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in files}
+    assert len(sizes) > 50  # the walk found the packages
+    big = {m: n for m, n in sizes.items() if n > MAX_LINES and m not in ALLOWED_OVER}
+    assert big == {}, f"modules over {MAX_LINES} lines: {big}"
+
+
+def test_no_import_cycle_anywhere() -> None:
+    """No import cycle among all modules of agent/ and training/ (module level or inside functions)."""
+    assert cycles(import_graph()) == []
