@@ -349,7 +349,12 @@ class Optimizer:
             return None, "skipped", "bad_input_w_prev", None
         excess = mu - self.risk_free_daily if not mu_bad else np.zeros(n)
         if name == "max_sharpe" and float(excess.max()) <= _MU_EPS:
-            if not self.fully_invested and self.min_weight == 0:
+            # all cash is the answer only when the turnover cap allows selling everything; otherwise the
+            # fallback chain runs (a capped min-variance step, or holding), so the cap holds on this path too
+            to_cash_ok = self.turnover_cap is None or (
+                not prev_bad and float(np.abs(prev).sum()) <= self.turnover_cap + 1e-12
+            )
+            if not self.fully_invested and self.min_weight == 0 and to_cash_ok:
                 return np.zeros(n), "no_positive_excess_return", "no_positive_excess_return", 0.0
             return None, "skipped", "no_positive_excess_return", None
         values = self._values(name, excess, cov, factor, prev)

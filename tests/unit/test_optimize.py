@@ -327,3 +327,18 @@ def test_a_solve_does_not_depend_on_the_solve_history() -> None:
         live.solve(mu * (1 + 0.3 * np.sin(k)), cov * (1 + 0.05 * k), np.full(n, 1 / n))
     replayed = Optimizer("max_sharpe", n, **kw).solve(mu, cov, np.full(n, 1 / n))
     np.testing.assert_array_equal(live.solve(mu, cov, np.full(n, 1 / n)).weights, replayed.weights)
+
+
+def test_no_positive_excess_return_respects_the_turnover_cap() -> None:
+    """Every excess return <= 0 with cash allowed: all cash is the answer only if the turnover cap allows selling
+    everything. Here it does not (cap 0.3, fully invested before), so the fallback chain takes a capped step."""
+    prev = np.array([0.5, 0.3, 0.2])
+    opt = Optimizer("max_sharpe", 3, min_weight=0.0, max_weight=1.0, fully_invested=False, turnover_cap=0.3)
+    res = opt.solve(np.full(3, -0.001), np.eye(3) * 1e-4, prev)
+    assert res.reason_code == "no_positive_excess_return"
+    assert res.method_used != "max_sharpe"
+    assert np.abs(res.weights - prev).sum() <= 0.3 + 1e-6
+    # with a cap that allows it, the answer is all cash
+    wide = Optimizer("max_sharpe", 3, min_weight=0.0, max_weight=1.0, fully_invested=False, turnover_cap=1.0)
+    out = wide.solve(np.full(3, -0.001), np.eye(3) * 1e-4, prev)
+    assert out.method_used == "max_sharpe" and out.weights.sum() == 0

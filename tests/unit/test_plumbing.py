@@ -39,7 +39,7 @@ def test_digest_keeps_the_pre_rename_names() -> None:
     from agent.decision import digest
 
     s = load_settings(profile="default")
-    plain = {k: v for k, v in s.redacted().items() if k not in ("paths", "logging")}
+    plain = {k: v for k, v in s.redacted().items() if k not in ("paths", "logging", "ops")}
     risk = dict(plain["risk"])
     risk["garch_p"], risk["garch_q"] = risk.pop("arch_lags"), risk.pop("garch_lags")
     assert s.strategy_digest() == digest({**plain, "risk": risk})
