@@ -89,7 +89,8 @@ def build_from_settings(
     import time
 
     from training.export import export_model, write_card
-    from training.train import retrain_dates, train_one
+    from training.train import train_one
+    from training.walkforward import retrain_dates
 
     tgt = resolve_settings_config(config, recipe)
     paths = []

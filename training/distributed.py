@@ -43,7 +43,7 @@ def plan_jobs(
     import pandas as pd
 
     from training.datasets import load_config, load_prices
-    from training.train import retrain_dates
+    from training.walkforward import retrain_dates
 
     jobs = []
     if settings_config is not None:

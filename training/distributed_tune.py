@@ -51,8 +51,8 @@ def tune_distributed(
 
     from agent.research.cluster import dask_client, n_workers
     from training.datasets import load_config, load_prices
-    from training.train import retrain_dates
     from training.tune import SEARCH_SPACE
+    from training.walkforward import retrain_dates
 
     cfg = load_config(profile)
     te = train_end or str(retrain_dates(pd.DatetimeIndex(load_prices(cfg).index), cfg, "yearly")[0].date())

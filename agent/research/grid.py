@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, UsageError
+from agent.errors import ConfigError, DataError, UsageError
 
 __all__ = ["Cell", "MonteCarloSpec", "SweepSpec", "cell_key", "expand_cells", "load_grid", "parse_grid"]
 
@@ -129,7 +129,10 @@ def parse_grid(raw: dict[str, Any], source: str = "") -> SweepSpec:
         raise ConfigError(f'sweep grid {source}: give windows = ["2019", "2020-2021", ...]')
     windows_t = tuple(str(w) for w in _as_tuple("windows", windows))
     for w in windows_t:
-        window_dates(w)  # validates
+        try:
+            window_dates(w)  # validates the syntax (a usage error fails the whole grid)
+        except DataError:
+            pass  # a well-formed window outside the data fails its own cells, recorded with one line
     universes_raw = raw.get("universes", {})
     if not isinstance(universes_raw, dict):
         raise ConfigError(f"sweep grid {source}: [universes] maps a name to a list of tickers")
