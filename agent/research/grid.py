@@ -6,6 +6,7 @@ skips every cell already finished, and a changed cell (another value, other pric
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import tomllib
 from dataclasses import dataclass, field
@@ -129,10 +130,10 @@ def parse_grid(raw: dict[str, Any], source: str = "") -> SweepSpec:
         raise ConfigError(f'sweep grid {source}: give windows = ["2019", "2020-2021", ...]')
     windows_t = tuple(str(w) for w in _as_tuple("windows", windows))
     for w in windows_t:
-        try:
-            window_dates(w)  # validates the syntax (a usage error fails the whole grid)
-        except DataError:
-            pass  # a well-formed window outside the data fails its own cells, recorded with one line
+        # the syntax is checked here (a usage error fails the whole grid); a well-formed window outside the
+        # data fails its own cells, each recorded with one line
+        with contextlib.suppress(DataError):
+            window_dates(w)
     universes_raw = raw.get("universes", {})
     if not isinstance(universes_raw, dict):
         raise ConfigError(f"sweep grid {source}: [universes] maps a name to a list of tickers")
