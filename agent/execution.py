@@ -14,7 +14,8 @@ trades, against the drifted holdings at the execution close:
 2. the turnover cap binds the executed turnover (sum |fill notional| / V, costs included), except for a first
    deployment out of an all-cash book unless `throttle_first_deployment`;
 3. no fill is smaller than `min_notional` (currency) or changes a weight by less than `band`: such a position is
-   KEPT exactly as held (its notional untouched, so costs never leave dust trades on it);
+   KEPT exactly as held (its notional untouched, so costs never leave dust trades on it); a sale that would leave
+   less than `min_notional` sells the whole position (no dust positions);
 4. no dampening leaves a position above the per-asset cap or a group above its cap: a kept position above a cap
    is sold down to at most min(target, cap), by at least `min_notional`; the limits win over the turnover cap.
 
@@ -216,6 +217,10 @@ def _plan_once(
         e = _lower_caps(d + lo * (w - d), rules)
         notes.append(f"turnover {_turnover(w, d):.2%} over the cap: moved {lo:.1%} of the way")
 
+    # a sale that would leave a residual position below the minimum notional sells it all (no dust positions)
+    residual = (e < d) & (e > 0) & (e * value < rules.min_notional) & (d * value >= rules.min_notional)
+    e = np.where(residual, 0.0, e)
+
     # 2. floors: a change below the band / minimum notional is kept as held, unless that breaks a cap (3.)
     kept = np.zeros(n, dtype=bool)
     force = np.zeros(n, dtype=bool)  # positions that may not be kept: they break a cap
@@ -237,7 +242,7 @@ def _plan_once(
         # costs scale the traded positions by (R - c)/R: a fill that then drops below the floor is kept instead
         new, cost = _size_keeping(value, h, e, kept, cm)
         fills = np.abs(new - h)
-        tiny = ~kept & ~force & (fills > TRADE_EPS) & (fills < rules.min_notional)
+        tiny = ~kept & ~force & (fills > TRADE_EPS) & (fills < max(rules.min_notional, rules.band * value))
         over = kept & _over_caps(new / value, w, rules)
         if not (tiny.any() or small.any() or over.any()) and excess <= 1e-12:
             break

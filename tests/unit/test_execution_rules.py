@@ -152,6 +152,15 @@ def test_a_drifted_position_above_the_cap_is_sold_even_within_the_band() -> None
     np.testing.assert_array_equal(fills[1:], [0.0, 0.0])
 
 
+def test_a_sale_never_leaves_a_dust_position() -> None:
+    # the target 6e-9 (solver noise) would leave $0.006 of XLV: the whole position is sold instead
+    h = np.array([65_000.0, 300_000.0])
+    w = np.array([6e-9, 0.30])
+    plan = plan_rebalance(1e6, h, w, CostModel(5.0), ExecutionRules(min_notional=100.0, band=0.005))
+    assert plan.notional[0] == 0.0
+    assert plan.notional[1] == h[1]  # unchanged weight: kept exactly as held
+
+
 def test_rules_from_the_default_profile() -> None:
     from agent.settings import load_settings
 
