@@ -187,7 +187,7 @@ def _no_trade(
 def decide(asof: dt.date, state: PortfolioState, settings: Settings, ctx: EngineContext) -> Decision:
     """One decision at the close of `asof`, from data available at `asof` only."""
     from agent.allocate import rules
-    from agent.overlays import OverlayContext, apply_overlays
+    from agent.overlays import HardLimits, OverlayContext, apply_overlays
 
     timer = _Timer()
     tickers = settings.universe.tickers
@@ -386,6 +386,7 @@ def decide(asof: dt.date, state: PortfolioState, settings: Settings, ctx: Engine
             sessions_elapsed=int(elapsed),
             groups=ctx.groups,
             nav=float(state.nav),
+            limits=HardLimits.from_settings(settings),
         )
         final, records, stop = apply_overlays(proposed, octx, settings.overlays)
         final = round_weights(final)

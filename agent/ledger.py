@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from agent.costs import CostModel
     from agent.decision import Decision, PortfolioState
+    from agent.execution import ExecutionRules
 
 __all__ = ["APPLICATION_ID", "DECIMALS", "SCHEMA_VERSION", "AdvanceResult", "Ledger"]
 
@@ -196,6 +197,7 @@ class Ledger:
         initial_capital: float,
         cost_model: CostModel,
         durable: bool = True,
+        execution_rules: ExecutionRules | None = None,
     ) -> None:
         self.path = Path(path)
         self.profile = str(profile)
@@ -207,6 +209,7 @@ class Ledger:
         if not (math.isfinite(float(initial_capital)) and float(initial_capital) > 0):
             raise LedgerError(f"initial_capital must be > 0, got {initial_capital!r}")
         self.cost_model = cost_model
+        self.execution_rules = execution_rules  # None: fills go straight to the targets (agent.execution)
         self.durable = bool(durable)
         self._tpos = {t: i for i, t in enumerate(self.tickers)}
         self._lock = threading.RLock()
@@ -797,7 +800,7 @@ class Ledger:
         import numpy as np
 
         from agent.costs import TRADE_EPS, CostModel
-        from agent.execution import size_rebalance
+        from agent.execution import plan_rebalance
 
         c = self._conn
         cm = self.cost_model
@@ -819,10 +822,15 @@ class Ledger:
         p = np.where(priced, px, 0.0)
         holdings = shares * p
         value = cash + float(holdings.sum())
-        new_notional, _ = size_rebalance(value, holdings, w, cm)
+        plan = plan_rebalance(value, holdings, w, cm, self.execution_rules)
+        new_notional = plan.notional
+        if plan.notes:
+            detail = {"notes": list(plan.notes), "kept": [self.tickers[j] for j in np.flatnonzero(plan.kept)]}
+            events.append((session, "exec_rules", None, run_id, json.dumps(detail, sort_keys=True)))
         with np.errstate(divide="ignore", invalid="ignore"):
             target = np.where(priced, np.floor(new_notional / np.where(priced, p, 1.0) * 1e10) / 1e10, shares)
         target = np.maximum(target, 0.0) + 0.0
+        target = np.where(plan.kept, shares, target)  # kept as held: exactly the same shares, no dust fill
 
         def settle(target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
             d_sh = target - shares
