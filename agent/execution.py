@@ -230,15 +230,15 @@ def _plan_once(
         small = ~kept & ~force & (change < floor) & ((d > 0) | (e > 0))  # incl. no change: no dust from costs
         kept |= small
         e = np.where(kept, d, e)
-        e = _force_limits(e, w, d, kept, floor, rules)
-        force |= kept & (e != d)
-        kept &= e == d
         excess = float(e.sum()) - 1.0
         if excess > 1e-12:  # kept sells left less cash: trim the buys' increments
             buys = ~kept & (e > d)
             b = float((e - d)[buys].sum())
             if b > 0.0:
                 e = np.where(buys, d + (e - d) * max(0.0, (b - excess) / b), e)
+        e = _force_limits(e, w, d, kept, floor, rules)
+        force |= kept & (e != d)
+        kept &= e == d
         # costs scale the traded positions by (R - c)/R: a fill that then drops below the floor is kept instead
         new, cost = _size_keeping(value, h, e, kept, cm)
         fills = np.abs(new - h)
@@ -274,7 +274,7 @@ def _force_limits(
     e: np.ndarray, w: np.ndarray, d: np.ndarray, kept: np.ndarray, floor: float, rules: ExecutionRules
 ) -> np.ndarray:
     """Kept positions that break a cap are sold: to min(target, cap), and by at least the floor (so the forced
-    fill is never a dust trade)."""
+    fill is never a dust trade). A group over its cap first buys less into the group."""
     out = e.copy()
     mn = floor * (1.0 + 1e-9)
     if rules.max_weight is not None:
@@ -284,7 +284,12 @@ def _force_limits(
         ii = np.asarray(idx, dtype=int)
         if ii.size == 0 or float(out[ii].sum()) <= cap + _CAP_TOL:
             continue
-        order = ii[np.argsort(-(out[ii] - w[ii]))]  # biggest overweight first
+        buys = ii[~kept[ii] & (out[ii] > d[ii])]  # first buy less into the group (no dust fill that way)
+        b = float((out[buys] - d[buys]).sum()) if buys.size else 0.0
+        if b > 0.0:
+            cut = min(b, float(out[ii].sum()) - cap)
+            out[buys] = d[buys] + (out[buys] - d[buys]) * (1.0 - cut / b)
+        order = ii[np.argsort(-(out[ii] - w[ii]))]  # then sell kept overweights, biggest first
         for i in order:
             if float(out[ii].sum()) <= cap:
                 break

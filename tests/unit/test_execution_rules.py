@@ -108,6 +108,8 @@ def test_executed_turnover_meets_the_cap(case) -> None:
     d = h / value
     first = d.sum() <= 1e-6
     forced = np.maximum(d - rules.max_weight, 0).sum()  # sales the per-asset cap alone requires
+    (members, gcap) = rules.groups[0]
+    forced += max(0.0, d[list(members)].sum() - gcap)  # and the group cap
     if rules.turnover_cap is None or (first and not rules.throttle_first_deployment) or case[2].sum() == 0:
         return  # no cap, a first deployment, or a liquidation to cash (never dampened)
     if forced + 2 * max(rules.band, rules.min_notional / value) > rules.turnover_cap / 4:
