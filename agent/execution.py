@@ -181,7 +181,7 @@ def plan_rebalance(
         rate = cost_model.rate
         eff = cap - (rate * cap + cost_model.fixed * n / value) / (1.0 - rate)
     plan = _plan_once(value, h, w, cost_model, rules, eff)
-    for _ in range(6):  # forced sales (caps) can add turnover: tighten the budget and plan again
+    for _ in range(12):  # forced sales (caps) can add turnover: tighten the budget and plan again
         if eff is None or cap is None:
             break
         executed = float(np.abs(plan.notional - h).sum()) / value
@@ -201,25 +201,28 @@ def _plan_once(
     w = _lower_caps(w0, rules)
     floor = max(rules.min_notional / value, rules.band)  # the smallest change a fill may make, as a weight
 
+    def book(f: float) -> np.ndarray:
+        """A step f toward the targets, within the caps; a sale that would leave a residual position below the
+        minimum notional sells it all (no dust positions)."""
+        x = _lower_caps(d + f * (w - d), rules)
+        residual = (x < d) & (x > 0) & (x * value < rules.min_notional) & (d * value >= rules.min_notional)
+        return np.where(residual, 0.0, x)
+
     # 1. turnover budget on the executed trades
-    e = w.copy()
+    e = book(1.0)
     if eff is not None and _turnover(e, d) > eff:
         lo, hi = 0.0, 1.0
-        if _turnover(_lower_caps(d, rules), d) > eff:
+        if _turnover(book(0.0), d) > eff:
             hi = 0.0
             notes.append("the caps alone need more turnover than the cap: limits win")
         for _ in range(_BISECT if hi > 0 else 0):
             mid = 0.5 * (lo + hi)
-            if _turnover(_lower_caps(d + mid * (w - d), rules), d) <= eff:
+            if _turnover(book(mid), d) <= eff:
                 lo = mid
             else:
                 hi = mid
-        e = _lower_caps(d + lo * (w - d), rules)
+        e = book(lo)
         notes.append(f"turnover {_turnover(w, d):.2%} over the cap: moved {lo:.1%} of the way")
-
-    # a sale that would leave a residual position below the minimum notional sells it all (no dust positions)
-    residual = (e < d) & (e > 0) & (e * value < rules.min_notional) & (d * value >= rules.min_notional)
-    e = np.where(residual, 0.0, e)
 
     # 2. floors: a change below the band / minimum notional is kept as held, unless that breaks a cap (3.)
     kept = np.zeros(n, dtype=bool)
