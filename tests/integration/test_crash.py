@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.agentproc import agent, agent_env, open_ledger, run_count
+from tests.integration.agentproc import DEADLINE, agent, agent_env, open_ledger, run_count, wait_for
 
 pytestmark = [pytest.mark.shared_data]
 
@@ -93,13 +93,15 @@ def test_sigkill_at_every_point_then_rerun_is_consistent(tmp_path: Path, shared_
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while run_count(state) < 7 and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[1][-1500:]
-            time.sleep(0.2)
-        time.sleep(0.5)
+        wait_for(lambda: run_count(state) >= 7, "the catch-up run", proc=proc)
+        latest = state / "targets" / "latest.json"  # the run is complete once its targets are written
+        wait_for(
+            lambda: latest.exists() and json.loads(latest.read_text())["slot"] == SLOTS[6],
+            "the catch-up run's targets",
+            proc=proc,
+        )
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()
