@@ -133,7 +133,7 @@ def limit_breaches(w: np.ndarray, lim: Limits, tickers: Sequence[str], tol: floa
     if lim.max_weight is not None:
         out += [
             f"{tickers[i]} {w[i]:.4%} > {lim.max_weight:.2%}"
-            for i in np.flatnonzero(w > lim.max_weight + tol)
+            for i in np.flatnonzero(w > lim.max_weight + tol).tolist()
         ]
     for g, idx, cap in lim.groups:
         s = float(w[idx].sum()) if idx.size else 0.0

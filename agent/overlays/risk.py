@@ -127,7 +127,12 @@ def drawdown_stop(
     st = dataclasses.replace(stop, peak_nav=peak)
 
     def details(extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        d = {"status": st.status, "sessions_left": st.sessions_left, "peak_nav": st.peak_nav, "nav": nav}
+        d: dict[str, Any] = {
+            "status": st.status,
+            "sessions_left": st.sessions_left,
+            "peak_nav": st.peak_nav,
+            "nav": nav,
+        }
         d["transitions"] = list(new)
         return d | (extra or {})
 
