@@ -225,17 +225,27 @@ def _timed_run(env: dict[str, str], slot: str) -> tuple[subprocess.CompletedProc
 
 
 def kill_campaign(
-    env: dict[str, str], state: Path, slots: list[str], kills: int, seed: int, log: list[str] | None = None
+    env: dict[str, str],
+    state: Path,
+    slots: list[str],
+    kills: int,
+    seed: int,
+    log: list[str] | None = None,
+    min_slots: int | None = None,
 ) -> KillStats:
-    """Spread `kills` SIGKILLs over `slots` (one `run --once` process per attempt): about half at a named crash
-    point (REBALANCE_AGENT_TEST_CRASH_AT), half after a random delay drawn over the measured length of a run.
-    A slot ends with an uninterrupted rerun. Invariants are checked after every kill and every slot."""
+    """Spread `kills` SIGKILLs over at least `min_slots` of `slots` (one `run --once` process per attempt): about
+    half at a named crash point (REBALANCE_AGENT_TEST_CRASH_AT), half after a random delay drawn over the
+    measured length of a run. A slot ends with an uninterrupted rerun (or earlier, when a kill landed after the
+    commit); further slots are used until `kills` is reached. Invariants are checked after every kill and slot."""
     rng = random.Random(seed)
     stats = KillStats()
     done: list[str] = []
     run_secs = 1.0
+    want = min(min_slots or len(slots), len(slots))
     for i, slot in enumerate(slots):
-        left = len(slots) - i
+        if stats.kills >= kills and i >= want:
+            break
+        left = max(1, want - i)
         quota = -(-(kills - stats.kills) // left)  # ceil: spread what is left over the slots left
         n = 0
         committed = False
