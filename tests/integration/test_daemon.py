@@ -117,10 +117,28 @@ def test_sigterm_during_a_run_lets_it_finish_and_the_daemon_speaks_sd_notify(
     """SIGTERM while a run is inside its ledger transaction: the run commits, no new run starts, exit 0; the
     systemd notify protocol (READY, STATUS, WATCHDOG, STOPPING) arrives on $NOTIFY_SOCKET."""
     import socket
+    import threading
 
     sock_path = tmp_path / "notify.sock"
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     srv.bind(str(sock_path))
+    srv.settimeout(0.2)
+    msgs: list[str] = []
+    done = threading.Event()
+
+    def drain() -> None:
+        # read as systemd does, all along: a unix datagram queue holds only net.unix.max_dgram_qlen (often 10)
+        # messages, and the watchdog pings every 150 ms; an unread socket would block the daemon's sd_notify
+        while not done.is_set():
+            try:
+                msgs.append(srv.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     env = agent_env(
         tmp_path,
         shared_data,
@@ -155,8 +173,9 @@ def test_sigterm_during_a_run_lets_it_finish_and_the_daemon_speaks_sd_notify(
     finally:
         led.close()
     assert verify(state).ok
+    done.set()
+    reader.join(timeout=DEADLINE)
     srv.setblocking(False)
-    msgs = []
     while True:
         try:
             msgs.append(srv.recv(4096).decode())
