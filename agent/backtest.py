@@ -362,8 +362,13 @@ def _navs(
     n = len(tickers)
     extras: dict[str, dict[str, float]] = {}
 
+    from agent.execution import ExecutionRules
+
+    # the ledger's minimum notional, scaled to the simulated capital of 1.0 (the same fills, in proportion)
+    sim_rules = ExecutionRules(min_notional=settings.execution.min_notional / capital)
+
     def add(name: str, idx: list[int], targets: np.ndarray) -> None:
-        r = simulate_targets(px, idx, targets, lag=lag, cost_model=cm, capital=1.0)
+        r = simulate_targets(px, idx, targets, lag=lag, cost_model=cm, capital=1.0, rules=sim_rules)
         out[name] = r.nav
         extras[name] = {"turnover": r.turnover, "costs": r.costs, "n_rebalances": float(r.n_rebalances)}
 
