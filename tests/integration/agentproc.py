@@ -38,7 +38,7 @@ def agent_env(tmp: Path, shared: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def agent(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def agent(env: dict[str, str], *args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "agent", *args], env=env, capture_output=True, text=True, timeout=timeout
     )

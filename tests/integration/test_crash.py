@@ -83,7 +83,7 @@ def test_sigkill_at_every_point_then_rerun_is_consistent(tmp_path: Path, shared_
     r = subprocess.run(
         [sys.executable, "-m", "agent", "run", "--clock-start", SLOTS[5], "--clock-end", SLOTS[6],
          "--tick-seconds", "0.3"],
-        env=penv, capture_output=True, text=True, timeout=120,
+        env=penv, capture_output=True, text=True, timeout=DEADLINE,
     )  # fmt: skip
     assert r.returncode == -signal.SIGKILL, r.stderr[-1500:]
     assert run_count(state) == 6  # SLOTS[5] committed by the catch-up, SLOTS[6] rolled back
@@ -121,7 +121,7 @@ def test_sigkill_at_every_point_then_rerun_is_consistent(tmp_path: Path, shared_
         )  # fmt: skip
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
-        p.communicate(timeout=30)
+        p.communicate(timeout=DEADLINE)
         before = run_count(state)
         r = agent(env, "run", "--once", "--asof", slot)
         assert r.returncode == 0, r.stderr[-1500:]

@@ -63,7 +63,7 @@ def test_daemon_runs_slots_refuses_a_second_agent_and_stops_on_sigterm(
         assert wait_for_runs(state, 1, proc) >= 1
         # a second daemon and a concurrent --once on the same state directory refuse with one line
         for args in (("run",), ("run", "--once")):
-            r = agent(env, *args, timeout=60)
+            r = agent(env, *args)
             assert r.returncode == 1
             lines = r.stderr.strip().splitlines()
             assert lines == [f"agent: error: another agent holds {state} (pid {proc.pid})"], r.stderr
