@@ -291,7 +291,9 @@ def kill_campaign(
         r, secs = _timed_run(env, slot)
         assert r.returncode == 0, r.stderr[-1500:]
         if not committed:
-            run_secs = max(0.3, secs)  # the next random kills land over a run's measured length
+            # random kills land over the shortest run measured so far: on a loaded machine a run's length
+            # varies a lot, and a delay past the run's end is no kill at all
+            run_secs = max(0.3, secs if stats.slots == 0 else min(run_secs, secs))
         done.append(slot)
         check_consistent(state, done)
         stats.checks += 1
