@@ -41,7 +41,8 @@ def check_consistent(state: Path, slots: list[str]) -> None:
         assert not fills.duplicated(["exec_date", "ticker"]).any()
         assert (fills.groupby("run_id")["exec_date"].nunique() == 1).all()  # one execution per run
         ex = led.executions_frame()
-        assert ex["exec_date"].is_unique and set(ex["run_id"]) == set(fills["run_id"])
+        # an execution may have no fill at all (every position kept as held: agent.execution)
+        assert ex["exec_date"].is_unique and set(fills["run_id"]) <= set(ex["run_id"])
         # every rebalance run whose exec session has been marked was executed exactly once
         lm = led.last_marked.isoformat()
         due = {r["run_id"] for r in runs if r["status"] == "rebalance" and r["exec_date"] <= lm}
