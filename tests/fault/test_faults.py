@@ -58,7 +58,7 @@ def test_random_sigkills_over_weekly_slots(tmp_path: Path, shared_data: Path) ->
     env = agent_env(tmp_path, shared_data)
     state = tmp_path / "state"
     slots = weekly_slots(
-        "2020-01-06", SLOTS + 40
+        "2020-01-06", SLOTS + 150
     )  # spare slots, used if kills after a commit end slots early
     log: list[str] = []
     stats = kill_campaign(env, state, slots, KILLS, SEED, log, min_slots=SLOTS)
