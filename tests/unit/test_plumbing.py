@@ -39,7 +39,7 @@ def test_digest_keeps_the_pre_rename_names() -> None:
     from agent.decision import digest
 
     s = load_settings(profile="default")
-    plain = {k: v for k, v in s.redacted().items() if k not in ("paths", "logging")}
+    plain = {k: v for k, v in s.redacted().items() if k not in ("paths", "logging", "ops")}  # as strategy_digest
     risk = dict(plain["risk"])
     risk["garch_p"], risk["garch_q"] = risk.pop("arch_lags"), risk.pop("garch_lags")
     assert s.strategy_digest() == digest({**plain, "risk": risk})
@@ -90,8 +90,9 @@ def test_deprecation_is_a_warning_event_on_the_cli(isolated_env: Path) -> None:
 
 
 def test_one_trading_days_constant() -> None:
-    from agent import metrics, overlays
+    from agent import metrics
     from agent.allocate import optimize, rules
+    from agent.overlays import base as overlays
 
     assert TRADING_DAYS == 252
     assert metrics.PERIODS_PER_YEAR is TRADING_DAYS and overlays._ANNUAL is TRADING_DAYS
