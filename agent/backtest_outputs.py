@@ -76,6 +76,7 @@ def navs_with_baselines(
 
     from agent.allocate import rules
     from agent.costs import CostModel
+    from agent.execution import ExecutionRules
     from agent.simulate import simulate_targets
 
     tickers = list(settings.universe.tickers)
@@ -91,10 +92,13 @@ def navs_with_baselines(
     n = len(tickers)
     extras: dict[str, dict[str, float]] = {}
 
+    # the ledger's minimum notional: baselines are simulated with the configured capital, so no scaling
+    sim_rules = ExecutionRules(min_notional=settings.execution.min_notional)
+
     def add(name: str, idx: list[int], targets: np.ndarray) -> None:
         # the configured capital, as the strategy's ledger: a fixed cost per trade is currency, so a baseline
         # simulated on 1.0 would pay it out of a unit NAV (and go bust); NAVs are then scaled to start at 1.0
-        r = simulate_targets(px, idx, targets, lag=lag, cost_model=cm, capital=capital)
+        r = simulate_targets(px, idx, targets, lag=lag, cost_model=cm, capital=capital, rules=sim_rules)
         out[name] = r.nav / capital
         extras[name] = {
             "turnover": r.turnover,

@@ -38,6 +38,7 @@ class SlotResult:
 
 def open_ledger(path: Any, settings: Settings, *, durable: bool) -> Ledger:
     from agent.costs import CostModel
+    from agent.execution import ExecutionRules
     from agent.ledger import Ledger
 
     return Ledger(
@@ -47,6 +48,7 @@ def open_ledger(path: Any, settings: Settings, *, durable: bool) -> Ledger:
         initial_capital=settings.execution.initial_capital,
         cost_model=CostModel(settings.execution.cost_bps, settings.execution.fixed_cost),
         durable=durable,
+        execution_rules=ExecutionRules.from_settings(settings),
     )
 
 

@@ -294,6 +294,7 @@ class OverlaySettings(_Section):
     entry_threshold: float = Field(0.0, ge=0, lt=1)  # enter a position only above this weight
     exit_threshold: float = Field(0.0, ge=0, lt=1)  # exit a position below this weight
     min_trade: float = Field(0.0, ge=0)  # minimum trade notional, in currency
+    throttle_first_deployment: bool = False  # let the turnover cap throttle the first move out of all-cash
 
 
 class ExecutionSettings(_Section):
@@ -301,6 +302,7 @@ class ExecutionSettings(_Section):
     lag_sessions: int = Field(1, ge=0, le=5)  # decide at close t, trade at close t+lag
     cost_bps: float = Field(10.0, ge=0, le=1000)
     fixed_cost: float = Field(0.0, ge=0)  # per trade, in currency
+    min_notional: float = Field(100.0, ge=0)  # no fill below this notional, in currency (kept as held instead)
     initial_capital: float = Field(1_000_000.0, gt=0)
 
 

@@ -1,7 +1,7 @@
 """Vectorized portfolio simulation for the baselines (1/N, buy-and-hold, static MVO, 60/40).
 
 Same execution model as the ledger: a decision at close t trades at close t+lag, costs via the shared
-CostModel on traded notional against drifted holdings (`agent.execution.size_rebalance`), positions held in
+CostModel on traded notional against drifted holdings (`agent.execution.plan_rebalance`), positions held in
 shares between trades, NAV marked every session. A test checks it against the ledger on the same targets.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.costs import CostModel
-from agent.execution import size_rebalance
+from agent.execution import ExecutionRules, plan_rebalance
 
 __all__ = ["SimResult", "simulate_targets"]
 
@@ -34,8 +34,12 @@ def simulate_targets(
     lag: int,
     cost_model: CostModel,
     capital: float = 1.0,
+    rules: ExecutionRules | None = None,
 ) -> SimResult:
-    """`prices` T×N closes; decisions at row indices `decision_idx` with `targets` (n_dec×N weights)."""
+    """`prices` T×N closes; decisions at row indices `decision_idx` with `targets` (n_dec×N weights).
+
+    `rules`: the execution rules the ledger applies (`agent.execution.plan_rebalance`); None trades straight to
+    the targets."""
     p = np.asarray(prices, dtype=float)
     t_len, n = p.shape
     nav = np.empty(t_len)
@@ -59,7 +63,8 @@ def simulate_targets(
         px = p[e]
         holdings = shares * np.nan_to_num(px)
         value = cash + float(holdings.sum())
-        new_notional, cost = size_rebalance(value, holdings, np.asarray(execs[e], dtype=float), cost_model)
+        plan = plan_rebalance(value, holdings, np.asarray(execs[e], dtype=float), cost_model, rules)
+        new_notional, cost = plan.notional, plan.cost
         turnover += float(np.abs(new_notional - holdings).sum() / value) if value > 0 else 0.0
         costs += cost
         with np.errstate(divide="ignore", invalid="ignore"):

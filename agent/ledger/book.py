@@ -7,7 +7,7 @@ trades the book holds SHARES, so weights drift with prices.
 
 Fill sizing. At the exec close the book is worth V = cash + shares·price. Trading to weights w costs c (the
 shared :class:`agent.costs.CostModel`, on traded notional against the DRIFTED holdings, never the last
-targets); new notional is w·(V − c), solved by :func:`agent.execution.size_rebalance`. Target shares are
+targets); new notional is w·(V − c), solved by :func:`agent.execution.plan_rebalance` (size_rebalance under the ExecutionRules: kept positions hold their shares exactly). Target shares are
 FLOORED to 10 decimals, each fill's cost is :meth:`CostModel.fill_costs` of that fill (so the fills' costs sum
 exactly to the cash deducted), and a final guard trims the largest position by a few 1e-10 shares should float
 dust still leave cash a hair below zero. Every number is rounded to 10 decimals: same inputs, same rows.
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from agent.costs import CostModel
+    from agent.execution import ExecutionRules
 
 __all__ = ["AdvanceResult", "LedgerBook"]
 
@@ -56,6 +57,7 @@ class LedgerBook(LedgerActions):
     """Mixin: advancing the book (fills, daily NAV, forward-filled closes)."""
 
     cost_model: CostModel
+    execution_rules: ExecutionRules | None
     _col_cache: tuple[Any, Any] | None
 
     def advance(self, prices: pd.DataFrame, upto: dt.date) -> AdvanceResult:
@@ -311,7 +313,7 @@ class LedgerBook(LedgerActions):
         import numpy as np
 
         from agent.costs import TRADE_EPS
-        from agent.execution import size_rebalance
+        from agent.execution import plan_rebalance
 
         c = self._conn
         cm = self.cost_model
@@ -333,10 +335,15 @@ class LedgerBook(LedgerActions):
         p = np.where(priced, px, 0.0)
         holdings = shares * p
         value = cash + float(holdings.sum())
-        new_notional, _ = size_rebalance(value, holdings, w, cm)
+        plan = plan_rebalance(value, holdings, w, cm, self.execution_rules)
+        new_notional = plan.notional
+        if plan.notes:
+            detail = {"notes": list(plan.notes), "kept": [self.tickers[j] for j in np.flatnonzero(plan.kept)]}
+            events.append((session, "exec_rules", None, run_id, json.dumps(detail, sort_keys=True)))
         with np.errstate(divide="ignore", invalid="ignore"):
             target = np.where(priced, np.floor(new_notional / np.where(priced, p, 1.0) * 1e10) / 1e10, shares)
         target = np.maximum(target, 0.0) + 0.0
+        target = np.where(plan.kept, shares, target)  # kept as held: exactly the same shares, no dust fill
 
         def settle(target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
             d_sh = target - shares

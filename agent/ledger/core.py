@@ -30,6 +30,7 @@ from agent.ledger.schema import check_header, create_schema
 
 if TYPE_CHECKING:
     from agent.costs import CostModel
+    from agent.execution import ExecutionRules
 
 __all__ = ["Ledger"]
 
@@ -46,6 +47,7 @@ class Ledger(LedgerBook, LedgerRuns):
         initial_capital: float,
         cost_model: CostModel,
         durable: bool = True,
+        execution_rules: ExecutionRules | None = None,
     ) -> None:
         self.path = Path(path)
         self.profile = str(profile)
@@ -57,6 +59,7 @@ class Ledger(LedgerBook, LedgerRuns):
         if not (math.isfinite(float(initial_capital)) and float(initial_capital) > 0):
             raise LedgerError(f"initial_capital must be > 0, got {initial_capital!r}")
         self.cost_model = cost_model
+        self.execution_rules = execution_rules  # None: fills go straight to the targets (agent.execution)
         self.durable = bool(durable)
         self._tpos = {t: i for i, t in enumerate(self.tickers)}
         self._lock = threading.RLock()

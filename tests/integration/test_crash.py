@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.agentproc import agent, agent_env, open_ledger, run_count
+from tests.integration.agentproc import DEADLINE, agent, agent_env, open_ledger, run_count, wait_for
 
 pytestmark = [pytest.mark.shared_data]
 
@@ -41,7 +41,8 @@ def check_consistent(state: Path, slots: list[str]) -> None:
         assert not fills.duplicated(["exec_date", "ticker"]).any()
         assert (fills.groupby("run_id")["exec_date"].nunique() == 1).all()  # one execution per run
         ex = led.executions_frame()
-        assert ex["exec_date"].is_unique and set(ex["run_id"]) == set(fills["run_id"])
+        # an execution may have no fill at all (every position kept as held: agent.execution)
+        assert ex["exec_date"].is_unique and set(fills["run_id"]) <= set(ex["run_id"])
         # every rebalance run whose exec session has been marked was executed exactly once
         lm = led.last_marked.isoformat()
         due = {r["run_id"] for r in runs if r["status"] == "rebalance" and r["exec_date"] <= lm}
@@ -83,7 +84,7 @@ def test_sigkill_at_every_point_then_rerun_is_consistent(tmp_path: Path, shared_
     r = subprocess.run(
         [sys.executable, "-m", "agent", "run", "--clock-start", SLOTS[5], "--clock-end", SLOTS[6],
          "--tick-seconds", "0.3"],
-        env=penv, capture_output=True, text=True, timeout=120,
+        env=penv, capture_output=True, text=True, timeout=DEADLINE,
     )  # fmt: skip
     assert r.returncode == -signal.SIGKILL, r.stderr[-1500:]
     assert run_count(state) == 6  # SLOTS[5] committed by the catch-up, SLOTS[6] rolled back
@@ -93,13 +94,15 @@ def test_sigkill_at_every_point_then_rerun_is_consistent(tmp_path: Path, shared_
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while run_count(state) < 7 and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[1][-1500:]
-            time.sleep(0.2)
-        time.sleep(0.5)
+        wait_for(lambda: run_count(state) >= 7, "the catch-up run", proc=proc)
+        latest = state / "targets" / "latest.json"  # the run is complete once its targets are written
+        wait_for(
+            lambda: latest.exists() and json.loads(latest.read_text())["slot"] == SLOTS[6],
+            "the catch-up run's targets",
+            proc=proc,
+        )
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -119,7 +122,7 @@ def test_sigkill_at_every_point_then_rerun_is_consistent(tmp_path: Path, shared_
         )  # fmt: skip
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
-        p.communicate(timeout=30)
+        p.communicate(timeout=DEADLINE)
         before = run_count(state)
         r = agent(env, "run", "--once", "--asof", slot)
         assert r.returncode == 0, r.stderr[-1500:]

@@ -10,12 +10,20 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.agentproc import agent, agent_env, open_ledger, run_count
+from tests.integration.agentproc import (
+    DEADLINE,
+    agent,
+    agent_env,
+    log_has,
+    open_ledger,
+    run_count,
+    wait_for,
+    wait_ledger,
+)
 
 pytestmark = [pytest.mark.shared_data]
 
@@ -32,21 +40,10 @@ def verify(state: Path):
         led.close()
 
 
-def wait_for_runs(state: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    count = 0
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"daemon exited early: {proc.communicate()[1][-2000:]}"
-        if (state / "ledger.sqlite").exists():
-            led = open_ledger(state)
-            try:
-                count = led.run_count()
-            finally:
-                led.close()
-            if count >= n:
-                return count
-        time.sleep(0.2)
-    return count
+def wait_for_runs(state: Path, n: int, proc: subprocess.Popen, timeout: float = DEADLINE) -> int:
+    """Wait until the ledger holds at least `n` runs (it may still be being created at first)."""
+    wait_for(lambda: run_count(state) >= n, f"{n} committed run(s)", timeout=timeout, proc=proc)
+    return run_count(state)
 
 
 # ------------------------------------------------------------------ the daemon
@@ -55,7 +52,7 @@ def wait_for_runs(state: Path, n: int, proc: subprocess.Popen, timeout: float = 
 def test_daemon_runs_slots_refuses_a_second_agent_and_stops_on_sigterm(
     tmp_path: Path, shared_data: Path
 ) -> None:
-    env = agent_env(tmp_path, shared_data)
+    env = agent_env(tmp_path, shared_data, AGENT_LOG_LEVEL="DEBUG")  # DEBUG: the log says when the clock ends
     state = tmp_path / "state"
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent", "run", "--clock-start", SLOTS[0], "--clock-end", SLOTS[3],
@@ -66,16 +63,17 @@ def test_daemon_runs_slots_refuses_a_second_agent_and_stops_on_sigterm(
         assert wait_for_runs(state, 1, proc) >= 1
         # a second daemon and a concurrent --once on the same state directory refuse with one line
         for args in (("run",), ("run", "--once")):
-            r = agent(env, *args, timeout=60)
+            r = agent(env, *args)
             assert r.returncode == 1
             lines = r.stderr.strip().splitlines()
             assert lines == [f"agent: error: another agent holds {state} (pid {proc.pid})"], r.stderr
         st = json.loads(agent(env, "status", "--json").stdout)
         assert st["agent_process"] == {"running": True, "pid": proc.pid}
         assert wait_for_runs(state, 4, proc) == 4
-        time.sleep(1.0)  # a few more ticks: the clock is at its end, nothing more may run
+        # the clock reaches its end (nothing more may run after it): wait for the daemon to say so
+        wait_for(lambda: log_has(state, "clock.end"), "the simulated clock to end", proc=proc)
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -128,12 +126,16 @@ def test_sigterm_during_a_run_lets_it_finish_and_the_daemon_speaks_sd_notify(
     msgs: list[str] = []
     done = threading.Event()
 
-    def drain() -> None:  # read as systemd does: a full datagram queue would stall the sender
+    def drain() -> None:
+        # read as systemd does, all along: a unix datagram queue holds only net.unix.max_dgram_qlen (often 10)
+        # messages, and the watchdog pings every 150 ms; an unread socket would block the daemon's sd_notify
         while not done.is_set():
             try:
                 msgs.append(srv.recv(4096).decode())
             except TimeoutError:
                 continue
+            except OSError:
+                return
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
@@ -142,7 +144,8 @@ def test_sigterm_during_a_run_lets_it_finish_and_the_daemon_speaks_sd_notify(
         shared_data,
         NOTIFY_SOCKET=str(sock_path),
         WATCHDOG_USEC="300000",
-        REBALANCE_AGENT_TEST_PAUSE_AT="inside_commit:2.5",
+        # long enough that the SIGTERM below lands inside the pause even on a loaded machine
+        REBALANCE_AGENT_TEST_PAUSE_AT="inside_commit:8",
     )
     state = tmp_path / "state"
     log = state / "logs" / "agent.jsonl"
@@ -152,26 +155,26 @@ def test_sigterm_during_a_run_lets_it_finish_and_the_daemon_speaks_sd_notify(
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (log.exists() and '"test.pause"' in log.read_text()):
-            assert proc.poll() is None, proc.communicate()[1][-2000:]
-            time.sleep(0.1)
-        assert run_count(state) == 0  # the first run is in flight, not committed yet
+        wait_for(lambda: log.exists() and '"test.pause"' in log.read_text(), "the run's pause", proc=proc)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err[-2000:]
-    led = open_ledger(state)
+    events = [json.loads(x) for x in log.read_text().splitlines()]
+    names = [e["event"] for e in events]
+    # the SIGTERM arrived while the first run was paused inside its commit (not after it had committed)
+    assert names.index("daemon.stopping") < names.index("run.committed"), names
+    led = wait_ledger(state)
     try:
         assert [r["slot"] for r in led.runs()] == [SLOTS[0]]  # it finished; nothing new started
     finally:
         led.close()
     assert verify(state).ok
     done.set()
-    reader.join(timeout=30)
+    reader.join(timeout=DEADLINE)
     srv.setblocking(False)
     while True:
         try:
@@ -200,15 +203,10 @@ def test_daemon_catch_up_policy_on_restart(tmp_path: Path, shared_data: Path) ->
             env=penv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 60
-            log = state / "logs" / "agent.jsonl"
-            while time.monotonic() < deadline:
-                text = log.read_text() if log.exists() else ""
-                if text.count('"catch_up.done"') >= (1 if policy == "skip" else 2):
-                    break
-                time.sleep(0.2)
+            n = 1 if policy == "skip" else 2
+            wait_for(lambda n=n: log_has(state, "catch_up.done", n), f"catch-up ({policy})", proc=proc)
             proc.send_signal(signal.SIGTERM)
-            proc.communicate(timeout=30)
+            proc.communicate(timeout=DEADLINE)
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -34,8 +34,11 @@ def test_run_once_per_slot_equals_backtest_fills(tmp_path: Path, shared_data: Pa
     import pandas as pd
 
     cfg = tmp_path / "agent.toml"
+    # the study-faithful default (max-Sharpe, no skill gate): the skill-aware default holds 1/N through this
+    # window (no fill after its second week), which would leave the fills' equality almost nothing to compare
     cfg.write_text(
         f'profile = "default"\n[data]\nsource = "file"\nprices_file = "{shared_data / "sector_etfs_daily.csv"}"\n'
+        '[allocation]\nmethod = "max_sharpe"\n[skill]\nenabled = false\n'
     )
     env = agent_env(tmp_path, shared_data)
     out = tmp_path / "bt"
@@ -63,7 +66,8 @@ def test_run_once_per_slot_equals_backtest_fills(tmp_path: Path, shared_data: Pa
     try:
         cols = ["exec_date", "ticker", "shares", "price", "notional", "cost"]
         fa, fb = a.fills_frame()[cols], b.fills_frame()[cols]
-        assert len(fb) > 50
+        # enough fills to compare, and fills after the refit (whose parameters must agree for them to match)
+        assert len(fb) > 30 and int((fb["exec_date"] > pd.Timestamp("2024-02-07")).sum()) >= 10, fb
         pd.testing.assert_frame_equal(fa, fb, check_exact=True)
         assert [run["slot"] for run in a.runs()] == slots
         assert [run["status"] for run in a.runs()] == [run["status"] for run in b.runs()]

@@ -90,8 +90,9 @@ def test_deprecation_is_a_warning_event_on_the_cli(isolated_env: Path) -> None:
 
 
 def test_one_trading_days_constant() -> None:
-    from agent import metrics, overlays
+    from agent import metrics
     from agent.allocate import optimize, rules
+    from agent.overlays import base as overlays
 
     assert TRADING_DAYS == 252
     assert metrics.PERIODS_PER_YEAR is TRADING_DAYS and overlays._ANNUAL is TRADING_DAYS

@@ -43,7 +43,7 @@ class OverlaysStage(Stage):
 
     def run(self, frame: DecisionFrame) -> Outcome:
         from agent.data.calendar import sessions_between
-        from agent.overlays import OverlayContext, apply_overlays
+        from agent.overlays import HardLimits, OverlayContext, apply_overlays
 
         state = frame.state
         prev = state.last_decision
@@ -60,6 +60,7 @@ class OverlaysStage(Stage):
             sessions_elapsed=int(elapsed),
             groups=frame.ctx.groups,
             nav=float(state.nav),
+            limits=HardLimits.from_settings(self.settings),
         )
         final, records, stop = apply_overlays(frame.need("proposed"), octx, self.settings.overlays)
         return OverlaysOutcome(final=round_weights(final), records=records, stop=stop)
