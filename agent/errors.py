@@ -15,6 +15,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "LedgerError",
+    "LedgerUnusableError",
     "LockError",
     "ModelError",
     "OfflineError",
@@ -84,6 +85,13 @@ class LedgerError(AgentError):
     """The ledger or decision log is inconsistent or cannot be written."""
 
     exit_code = EXIT_RUN_FAILED
+
+
+class LedgerUnusableError(LedgerError):
+    """The ledger file itself cannot be used (corrupt pages, a foreign SQLite file, another schema version): a
+    bad state directory, reported before anything is read or written (exit 3, like the other state problems)."""
+
+    exit_code = EXIT_DATA
 
 
 class LockError(AgentError):

@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from agent.errors import LedgerError
+from agent.errors import LedgerError, LedgerUnusableError
 
 __all__ = [
     "APPLICATION_ID",
@@ -156,23 +156,23 @@ def check_header(c: sqlite3.Connection, path: Path) -> bool:
         app_id = c.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
-        raise LedgerError(f"{path} is not a ledger database ({e})") from None
+        raise LedgerUnusableError(f"{path} is not a ledger database ({e})") from None
     if not tables and app_id == 0:
         return True
     if app_id != APPLICATION_ID or "meta" not in tables:
-        raise LedgerError(
+        raise LedgerUnusableError(
             f"{path} is not a rebalance-agent ledger (foreign SQLite file)",
             hint="point --state-dir at the agent's state directory or move the file away",
         )
     version = c.execute("PRAGMA user_version").fetchone()[0]
     if version != SCHEMA_VERSION:
-        raise LedgerError(f"{path} has ledger schema version {version}; this agent reads {SCHEMA_VERSION}")
+        raise LedgerUnusableError(f"{path} has ledger schema version {version}; this agent reads {SCHEMA_VERSION}")
     try:
         check = c.execute("PRAGMA quick_check").fetchone()[0]
     except sqlite3.DatabaseError as e:
-        raise LedgerError(f"ledger {path} is corrupt ({e})") from None
+        raise LedgerUnusableError(f"ledger {path} is corrupt ({e})") from None
     if check != "ok":
-        raise LedgerError(f"ledger {path} is corrupt (quick_check: {check})")
+        raise LedgerUnusableError(f"ledger {path} is corrupt (quick_check: {check})")
     return False
 
 

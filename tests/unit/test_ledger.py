@@ -485,8 +485,9 @@ def test_durability_pragmas(tmp_path: Path) -> None:
 def test_foreign_and_corrupt_files_are_refused(tmp_path: Path) -> None:
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"this is not a database at all" * 200)
-    with pytest.raises(LedgerError, match="not a ledger database"):
+    with pytest.raises(LedgerError, match="not a ledger database") as junk_err:
         open_ledger(junk)
+    assert junk_err.value.exit_code == 3  # a bad state directory: exit 3, like the other state problems
     other = tmp_path / "other.sqlite"
     con = sqlite3.connect(other)
     con.execute("CREATE TABLE t (x)")
@@ -499,8 +500,9 @@ def test_foreign_and_corrupt_files_are_refused(tmp_path: Path) -> None:
     data = bytearray(good.read_bytes())
     data[4096:8192] = b"\xff" * 4096  # smash a b-tree page
     good.write_bytes(bytes(data))
-    with pytest.raises(LedgerError, match=r"corrupt|not a ledger"):
+    with pytest.raises(LedgerError, match=r"corrupt|not a ledger") as bad:
         open_ledger(good)
+    assert bad.value.exit_code == 3
 
 
 def test_profile_or_universe_mismatch_is_refused(tmp_path: Path) -> None:
