@@ -57,8 +57,8 @@ def render(d: Path, note: str) -> str:
         f"{load[2]:.1f} (1/5/15 min) when this report was written. {note}\n"
     )
     w(
-        "Absolute times on a shared, oversubscribed machine are inflated by the load, so every comparison "
-        "below is made **within one run** (both sides timed alternately or back to back under the same load); "
+        "Absolute times depend on the machine and on its load (read the load average above), so every "
+        "comparison below is made **within one run** (both sides timed alternately or back to back under the same load); "
         "the ratios are the meaningful numbers. Reproduce with the commands in the docstring of "
         "`tests/bench/perf_report.py`; `tests/bench/bench_risk.py` and `tests/bench/bench_optimize.py` "
         "(covariance step and optimizer by N) were not rerun for this report.\n"
@@ -104,8 +104,8 @@ def render(d: Path, note: str) -> str:
             "see the 482-name step benchmark below |"
         )
     w(
-        "| backtest ledger stage vs bt | 2.4× slower | ≤ 1.0× | not measured | out of this branch's scope "
-        "(the ledger is being restructured in another branch) |"
+        "| backtest ledger stage vs bt | 2.4× slower | ≤ 1.0× | not measured | no bt comparison benchmark yet; "
+        "the replays' ledger stage is in the per-stage table below |"
     )
     if step:
         c = step["cli"]
