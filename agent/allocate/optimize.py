@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -63,6 +63,9 @@ from agent.allocate.problem import _Program, _usable_factor, build_program, fact
 from agent.allocate.result import AllocationResult
 from agent.decision import TRADING_DAYS, round_weights
 from agent.errors import describe
+
+if TYPE_CHECKING:
+    from agent.settings_sections import AllocationSettings
 
 __all__ = [
     "OPTIMIZER_METHODS",
@@ -156,7 +159,7 @@ class Optimizer:
     @classmethod
     def from_settings(
         cls,
-        settings: Any,
+        settings: AllocationSettings,
         tickers: Sequence[str],
         groups_by_name: Mapping[str, Sequence[str]] | None = None,
         cost_bps: float = 0.0,
