@@ -74,3 +74,89 @@ def test_run_once_per_slot_equals_backtest_fills(tmp_path: Path, shared_data: Pa
     finally:
         a.close()
         b.close()
+
+
+def _records(path: Path) -> dict[str, dict]:
+    from agent.engine import decision_without_timings
+
+    out = {}
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        rec = d.get("record", d)
+        out[rec["asof"]] = decision_without_timings(rec)
+    return out
+
+
+def _daemon(env: dict, start: str, end: str) -> None:
+    """One daemon process on the simulated clock from `start` to `end`; SIGTERM once the clock has ended."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.integration.agentproc import DEADLINE, wait_for
+
+    log = Path(env["AGENT_STATE_DIR"]) / "logs" / "agent.jsonl"
+
+    def ends() -> int:  # how many times a simulated clock has ended in this state directory's log
+        return log.read_text().count('"clock.end"') if log.exists() else 0
+
+    n_end = ends()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--clock-start", start, "--clock-end", end, "--tick-seconds", "0.2",
+         "--log-format", "json"],
+        env={**env, "AGENT_LOG_LEVEL": "DEBUG"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: ends() > n_end,
+            f"the simulated clock to reach {end}",
+            proc=proc,
+        )
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+
+
+def test_daemon_restarted_mid_window_equals_the_backtest(tmp_path: Path, shared_data: Path) -> None:
+    """The shipped (skill-aware) default, run by the daemon, stopped after 7 weekly slots and restarted for the
+    rest: every decision record (targets, GARCH parameters, the skill tracker's state and the weights it chose)
+    and every fill equals one continuous backtest. The skill tracker is rebuilt from the committed records on
+    restart; a tracker that forgot its history would change the skill section of the first slot after it."""
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        f'profile = "default"\n[data]\nsource = "file"\nprices_file = "{shared_data / "sector_etfs_daily.csv"}"\n'
+    )
+    env = agent_env(tmp_path, shared_data)
+    out = tmp_path / "bt"
+    r = agent(env, "backtest", "--start", START, "--end", END, "--out", str(out), "--no-report", timeout=600)
+    assert r.returncode == 0, r.stderr[-1500:]
+    bt = open_ledger(out)
+    try:
+        slots = [run["slot"] for run in bt.runs()]
+    finally:
+        bt.close()
+    assert len(slots) >= 14
+    half = 7
+    _daemon(env, slots[0], slots[half - 1])
+    _daemon(env, slots[half], slots[-1])
+
+    mine = _records(tmp_path / "state" / "decisions.jsonl")
+    ref = _records(out / "decisions.jsonl")
+    assert sorted(mine) == sorted(ref) == slots
+    skill_after_restart = ref[slots[half]].get("skill") or {}
+    assert skill_after_restart, "the default profile records its skill section"
+    for s in slots:
+        assert mine[s] == ref[s], s
+    a, b = open_ledger(tmp_path / "state"), open_ledger(out)
+    try:
+        cols = ["exec_date", "ticker", "shares", "price", "notional", "cost"]
+        import pandas as pd
+
+        pd.testing.assert_frame_equal(a.fills_frame()[cols], b.fills_frame()[cols], check_exact=True)
+    finally:
+        a.close()
+        b.close()
