@@ -12,7 +12,7 @@ decision record, exactly as the engine recorded it before the registry existed (
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -197,6 +197,11 @@ class StaticMvoAllocator:
         self.weights: np.ndarray | None = None
         self.fit: dict[str, Any] = {}
 
+    def restore(self, fit: Mapping[str, Any]) -> None:
+        """Adopt the fit an earlier process recorded at the book's first decision (see `fit_weights`)."""
+        self.weights = np.asarray(fit["fit_weights"], dtype=float)
+        self.fit = {k: fit[k] for k in ("fit_on", "window", "reason_code", "fit_weights") if k in fit}
+
     def allocate(self, inputs: AllocationInputs) -> Allocation:
         from agent.allocate.rules import static_mvo
 
@@ -206,7 +211,14 @@ class StaticMvoAllocator:
                 window, risk_free=self.risk_free, min_weight=self.min_weight, max_weight=self.max_weight
             )
             self.weights = np.asarray(rr.weights, dtype=float)
-            self.fit = {"fit_on": inputs.asof_iso, "window": len(window), "reason_code": rr.reason}
+            self.fit = {
+                "fit_on": inputs.asof_iso,
+                "window": len(window),
+                "reason_code": rr.reason,
+                # recorded so a new process (run --once per slot, a restarted daemon) reloads this very fit
+                # from the book's first decision instead of refitting on its own first date (issue 10)
+                "fit_weights": [float(x) for x in self.weights],
+            }
         record = {"method_used": "static_mvo", "status": "rule", "reason_code": "ok", **self.fit}
         return Allocation(self.weights.copy(), record)
 

@@ -323,6 +323,12 @@ def _replay(args: argparse.Namespace) -> int:
 
         before = (e["record"] for e in dlog.records() if int(e["seq"]) < int(entry["seq"]))
         ctx.skill.tracker = tracker_from_records(before, settings.skill.halflife)
+    from agent.allocate.registry import StaticMvoAllocator
+
+    if isinstance(ctx.allocator, StaticMvoAllocator):  # the book's one static fit, as the decision held it
+        fit = (rec.get("optimizer") or {}) if (rec.get("optimizer") or {}).get("fit_weights") else None
+        if fit is not None:
+            ctx.allocator.restore(fit)
     model = (rec.get("inputs") or {}).get("model")
     problems: list[str] = []
     if model and ctx.forecaster is not None:

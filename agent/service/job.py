@@ -182,6 +182,7 @@ class AgentRunner:
                     )
                 ctx = self.context()
                 _restore_skill(ctx, ledger)
+                _restore_static_fit(ctx, ledger)
                 # a model for this date must exist: a missing model is a fixable failure (the slot stays open),
                 # not a decision to hold
                 check_models(ctx, slot_date)
@@ -389,3 +390,20 @@ def _restore_skill(ctx: EngineContext, ledger: LedgerReads) -> None:
 
     records = [json.loads(r["decision_json"]) for r in ledger.runs(with_decision=True) if r.get("decision_json")]
     ctx.skill.tracker = tracker_from_records(records, ctx.settings.skill.halflife)
+
+
+def _restore_static_fit(ctx: EngineContext, ledger: LedgerReads) -> None:
+    """Static MVO is fit once, at the book's first decision: a new process adopts that recorded fit instead of
+    fitting on its own first date, so `run --once` per slot holds what a continuous replay holds (issue 10)."""
+    from agent.allocate.registry import StaticMvoAllocator
+
+    alloc = getattr(ctx, "allocator", None)
+    if not isinstance(alloc, StaticMvoAllocator) or alloc.weights is not None:
+        return
+    import json
+
+    for run in ledger.runs(with_decision=True):
+        fit = json.loads(run.get("decision_json") or "{}").get("optimizer") or {}
+        if fit.get("method_used") == "static_mvo" and fit.get("fit_weights"):
+            alloc.restore(fit)
+            return

@@ -160,3 +160,30 @@ def test_daemon_restarted_mid_window_equals_the_backtest(tmp_path: Path, shared_
     finally:
         a.close()
         b.close()
+
+
+def test_static_mvo_run_once_per_slot_equals_backtest(tmp_path: Path, shared_data: Path) -> None:
+    """Static MVO is fit once at the book's first decision. Each later `run --once` process must adopt that
+    recorded fit (not refit on its own first date, on a different window), or its targets differ from the
+    continuous replay's from the second slot on."""
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        f'profile = "equal-weight"\n[data]\nsource = "file"\nprices_file = "{shared_data / "sector_etfs_daily.csv"}"\n'
+        '[allocation]\nmethod = "static_mvo"\nmax_weight = 0.4\n'
+    )
+    env = agent_env(tmp_path, shared_data)
+    out = tmp_path / "bt"
+    r = agent(env, "backtest", "--start", "2024-01-05", "--end", "2024-02-09", "--out", str(out), "--no-report")
+    assert r.returncode == 0, r.stderr[-1500:]
+    ref = _records(out / "decisions.jsonl")
+    slots = sorted(ref)
+    assert len(slots) >= 5
+    for slot in slots:
+        r = agent(env, "run", "--once", "--asof", slot, timeout=300)
+        assert r.returncode == 0, (slot, r.stderr[-1500:])
+    mine = _records(tmp_path / "state" / "decisions.jsonl")
+    fits = {s: ref[s]["optimizer"]["fit_on"] for s in slots}
+    assert set(fits.values()) == {slots[0]}, fits  # one fit, at the first decision
+    for s in slots:
+        assert mine[s]["optimizer"] == ref[s]["optimizer"], s
+        assert mine[s]["targets"] == ref[s]["targets"], s
