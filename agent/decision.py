@@ -88,6 +88,9 @@ class PortfolioState:
     last_rebalance: dt.date | None = None
     sessions_since_rebalance: int = 0
     last_decision: dt.date | None = None  # asof of the previous decision (cool-downs count sessions since it)
+    # the book's daily peak NAV since the drawdown stop's last re-entry reset (None: no reset, or no book): the
+    # stop measures from it after a reset, as it measures from `peak_nav` before one
+    peak_since_reset: float | None = None
 
     @property
     def cash_weight(self) -> float:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from agent.decision import PortfolioState
+    from agent.decision import PortfolioState, StopState
 
 __all__ = ["LedgerReader", "LedgerReads", "open_reader"]
 
@@ -141,7 +141,18 @@ class LedgerReads:
             stop=stop,
             last_rebalance=dt.date.fromisoformat(last_reb) if last_reb else None,
             sessions_since_rebalance=since,
+            peak_since_reset=self._peak_since_reset(stop, asof_d or lm),
         )
+
+    def _peak_since_reset(self, stop: StopState, upto: dt.date) -> float | None:
+        """The daily peak NAV from the drawdown stop's last re-entry (its transition 'YYYY-MM-DD:…->reentered')."""
+        resets = [t.split(":", 1)[0] for t in stop.transitions if "->reentered" in t]
+        if not resets:
+            return None
+        row = self._conn.execute(
+            "SELECT MAX(nav) FROM nav WHERE date >= ? AND date <= ?", (resets[-1], upto.isoformat())
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def _shares(self) -> np.ndarray:
         import numpy as np

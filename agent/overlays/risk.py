@@ -105,7 +105,8 @@ def drawdown_stop(
     """Portfolio stop-loss as an explicit state machine: armed → stopped → cooling_down → reentered → armed.
 
     - armed: peak = max(peak, the book's daily peak NAV, NAV) (the daily peak between decisions counts, as the
-      record reports it; after a re-entry reset, the stop's own peak since the reset); a drawdown from the peak beyond `threshold` liquidates to cash (→ stopped,
+      record reports it; after a re-entry reset, the book's daily peak since the reset); a drawdown from the peak
+      beyond `threshold` liquidates to cash (→ stopped,
       `cooldown_sessions` to serve).
     - stopped / cooling_down: each decision serves `ctx.sessions_elapsed` sessions; weights stay 0 while any remain;
       when none remain → reentered: the proposal passes through and, with peak_reset="reentry", the peak becomes
@@ -125,6 +126,8 @@ def drawdown_stop(
         peak = max(book_peak, nav) if book_ok else nav
     elif book_ok and _daily_peak_applies(stop, s_cfg.peak_reset):
         peak = max(peak, book_peak)  # the book's daily peak, the one the record reports
+    elif ctx.state.peak_since_reset is not None and math.isfinite(ctx.state.peak_since_reset):
+        peak = max(peak, float(ctx.state.peak_since_reset))  # after a re-entry reset: the daily peak since it
     st = dataclasses.replace(stop, peak_nav=peak)
 
     def details(extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -563,3 +563,25 @@ def test_full_stack_output_is_valid(case) -> None:
     }
     if stop.status == "stopped":
         np.testing.assert_array_equal(w, np.zeros_like(w))
+
+
+def test_drawdown_after_reentry_measures_from_the_daily_peak_since_the_reset() -> None:
+    """After a re-entry reset, a peak the book reached BETWEEN two decisions counts (the book's daily peak since
+    the reset, `PortfolioState.peak_since_reset`), as the daily peak does before any reset."""
+    import dataclasses
+
+    cfg = dd_cfg(threshold=0.10, cooldown_sessions=5, peak_reset="reentry")
+    stop = StopState(peak_nav=100.0)
+    _, _, stop = step(stop, 88.0, 0, cfg=cfg)
+    _, _, stop = step(stop, 88.0, 7, cfg=cfg, elapsed=5)
+    assert stop.status == "reentered" and stop.peak_nav == 88.0
+    # at the next decision NAV is 85, but the book touched 95 in between (daily marks): 85/95 - 1 = -10.5%
+    ctx = make_ctx([0.5, 0.5], nav=85.0, stop=stop, sessions_elapsed=5, asof=D0 + dt.timedelta(days=14))
+    ctx = dataclasses.replace(ctx, state=dataclasses.replace(ctx.state, peak_since_reset=95.0))
+    w, rec, stop2 = drawdown_stop(np.array([0.5, 0.5]), ctx, cfg, stop)
+    assert stop2.status == "stopped" and rec.action == "liquidated", rec.reason
+    assert stop2.peak_nav == 95.0
+    # without the intraperiod peak the same decision stays invested (85/88 - 1 = -3.4%)
+    ctx0 = make_ctx([0.5, 0.5], nav=85.0, stop=stop, sessions_elapsed=5, asof=D0 + dt.timedelta(days=14))
+    _, rec0, stop0 = drawdown_stop(np.array([0.5, 0.5]), ctx0, cfg, stop)
+    assert stop0.status == "armed", rec0.reason
