@@ -89,6 +89,9 @@ def collect_status(settings: Any) -> dict[str, Any]:
                     "skipped_models": fc.get("skipped_models") or [],
                     "error": fc.get("error"),
                 }
+                sk = (rec.get("skill") or {}).get("skill")
+                if sk:  # issue 9's drift monitor: live skill next to validation skill, and what was used
+                    out["skill"] = sk
             fails = ledger.failures()
             lastf = fails[-1] if fails else None
             out["last_failure"] = lastf
@@ -231,6 +234,19 @@ def _human(st: dict[str, Any]) -> str:
                 names = ", ".join(str(x[0]) for x in mdl["skipped_models"])
                 line += f"; SUBSTITUTED: newer model(s) passed over: {names}"
             lines.append(line)
+        sk = st.get("skill") or {}
+        if sk:
+
+            def _ic(e: Any) -> str:
+                if not e:
+                    return "none"
+                return f"IC {e['ic']:+.3f} (t {e['t']:+.2f}, n {e['n']})"
+
+            gated = " (gated: holding the reference)" if sk.get("gated") else ""
+            lines.append(
+                f"skill         validation {_ic(sk.get('validation'))}; live {_ic(sk.get('live'))}; "
+                f"used IC {float(sk.get('used_ic') or 0.0):+.3f}{gated}"
+            )
         acts = st.get("corporate_actions") or []
         if acts:
             a = acts[-1]

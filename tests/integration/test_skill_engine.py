@@ -162,3 +162,29 @@ def test_restart_with_the_saved_tracker_changes_nothing(
     c = run(isolated_env / "c.sqlite", len(dates) // 2, reload=False)
     assert c != a  # forgetting the tracker is visible: the test can fail
     assert json.loads(a[-1])["live"]["n"] >= 20
+
+
+def test_status_shows_validation_and_live_skill(tmp_path: Path, shared_data: Path) -> None:
+    """The drift monitor on the operator's screen: `agent status` after `run --once` slots of the skill-aware
+    default prints the model's validation skill next to its live skill and the IC the allocation used, as the
+    last decision recorded them."""
+    import json
+
+    from tests.integration.agentproc import agent, agent_env
+
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        f'profile = "default"\n[data]\nsource = "file"\nprices_file = "{shared_data / "sector_etfs_daily.csv"}"\n'
+    )
+    env = agent_env(tmp_path, shared_data)
+    for slot in ("2024-01-05", "2024-01-12"):
+        r = agent(env, "run", "--once", "--asof", slot, timeout=300)
+        assert r.returncode == 0, r.stderr[-1500:]
+    st = json.loads(agent(env, "status", "--json").stdout)
+    last = json.loads((tmp_path / "state" / "decisions.jsonl").read_text().splitlines()[-1])
+    recorded = last.get("record", last)["skill"]["skill"]
+    assert st["skill"] == recorded
+    text = agent(env, "status").stdout
+    line = next(x for x in text.splitlines() if x.startswith("skill"))
+    assert f"validation IC {recorded['validation']['ic']:+.3f}" in line
+    assert f"live IC {recorded['live']['ic']:+.3f}" in line and "used IC" in line
