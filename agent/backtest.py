@@ -370,6 +370,7 @@ def run_backtest(
             if detail["alpha_vs_equal_weight"]
             else None,
             rolling_window=settings.backtest.rolling_window,
+            skill_rows=_skill_rows(ledger),
         )
         files.append(Path(rpath).name)
     total_s = time.perf_counter() - t_all
@@ -389,3 +390,10 @@ def _progress(items: list[Any], enabled: bool, label: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(items, desc=f"replay {label}", unit="decision", leave=False)
+
+
+def _skill_rows(ledger: Any) -> Any:
+    """The skill-aware allocation per year for the report (None when the profile does not use it)."""
+    from agent.report.skill import skill_summary
+
+    return skill_summary(ledger.runs(with_decision=True))

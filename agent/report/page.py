@@ -23,6 +23,7 @@ from agent.report.fmt import (
     kv_html,
     metrics_html,
     period_tables_html,
+    records_html,
 )
 
 if TYPE_CHECKING:  # pandas is imported lazily: the CLI may import this module for summary_table at start-up
@@ -153,6 +154,7 @@ def write_report(
     portfolio_points: Mapping[str, tuple[float, float]] | None,
     meta: Mapping[str, Any],
     decisions_summary: Any = None,
+    skill_rows: Sequence[Mapping[str, Any]] | None = None,
     windows: Mapping[str, Mapping[str, Any]] | None = None,
     kfold: Mapping[str, Mapping[str, Any]] | None = None,
     alphas: Mapping[str, Mapping[str, Any]] | None = None,
@@ -287,6 +289,14 @@ def write_report(
         "<h2>Trades</h2>",
         S.trades_html(trades, capital, cost_share),
     ]
+    if skill_rows:
+        parts.append(
+            "<h2>Skill-aware allocation</h2><p class=\"note\">From each decision's record: the model's validation "
+            "skill (its walk-forward validation IC), its live skill (IC of the agent's own forecasts whose horizon "
+            "had ended by the decision date), the IC the Black–Litterman step used (zero when the gate held the "
+            "reference), and how far the posterior μ moved from the reference's implied returns π.</p>"
+            + records_html(skill_rows)
+        )
     parts.append(S.decisions_html(decisions_summary))
     parts.append(S.notes_html(meta))
     doc = (
