@@ -194,39 +194,10 @@ def fit_garch_arch(
             disp="off", show_warning=False, starting_values=sv, options={"maxiter": maxiter}, update_freq=0
         )
     v = np.asarray(res.params, dtype=float)
-    k = 0
-    mu = 0.0
-    if mean == "constant":
-        mu = float(v[0]) / _SCALE
-        k = 1
-    omega = float(v[k]) / _SCALE**2
-    alphas = tuple(float(x) for x in v[k + 1 : k + 1 + q])
-    betas = tuple(float(x) for x in v[k + 1 + q : k + 1 + q + p])
-    nu = float(v[-1]) if dist == "t" else None
-    n = int(r.shape[0])
-    loglik = float(res.loglikelihood) + n * math.log(_SCALE)  # Jacobian of y = 100 r
     flag = int(res.convergence_flag)
-    ok = flag == 0 and bool(np.all(np.isfinite(v))) and math.isfinite(loglik)
     msg = "" if flag == 0 else f"optimizer flag {flag}: {getattr(res.optimization_result, 'message', '')}"
-    if ok and omega <= 0:
-        ok, msg = False, f"omega {omega:g} <= 0"
-    if ok and sum(alphas) + sum(betas) >= 1.0:
-        ok, msg = False, f"persistence {sum(alphas) + sum(betas):.6f} >= 1 (not covariance stationary)"
-    return GarchParams(
-        omega=omega,
-        alphas=alphas,
-        betas=betas,
-        mu=mu,
-        nu=nu,
-        loglik=loglik,
-        converged=ok,
-        n_obs=n,
-        fitted_on=_as_date(fitted_on),
-        backcast=_backcast_for(r, mean),
-        dist=dist,
-        mean=mean,
-        message=msg,
-    )
+    prm = _params_from_vector(v, r, p, q, dist, mean, float(res.loglikelihood), fit_ok=flag == 0, msg=msg)
+    return replace(prm, fitted_on=_as_date(fitted_on))
 
 
 def select_order(

@@ -67,6 +67,8 @@ class AgentRunner:
         self.run_lock = threading.Lock()
         self._store: PriceStore | None = None
         self._ctx: EngineContext | None = None
+        # the ledger run_id the in-memory skill tracker reflects (None: unknown or possibly dirty, rebuild)
+        self._skill_run_id: int | None = None
         self._crash = crash_hook_from_env()
 
     # -------------------------------------------------------------- helpers
@@ -181,7 +183,10 @@ class AgentRunner:
                         hint="check data.source / data.prices_file, or run `agent data fetch`",
                     )
                 ctx = self.context()
-                _restore_skill(ctx, ledger)
+                last_id = int(last["run_id"]) if last is not None else 0
+                if self._skill_run_id != last_id:  # a new process, or a run that did not commit
+                    _restore_skill(ctx, ledger)
+                    self._skill_run_id = last_id
                 _restore_static_fit(ctx, ledger)
                 # a model for this date must exist: a missing model is a fixable failure (the slot stays open),
                 # not a decision to hold
@@ -192,6 +197,7 @@ class AgentRunner:
                 return RunOutcome(
                     "failed", e.exit_code, f"slot {slot}: run failed: {e.one_line()}", slot_date
                 )
+            self._skill_run_id = None  # the decision updates the tracker before its commit
             try:
                 res = run_slot(
                     ledger,
@@ -218,6 +224,8 @@ class AgentRunner:
             self._hook("before_targets", slot)
             files = self._write_targets(ledger, slot)
             run = ledger.run_for_slot(slot) or {}
+            if run.get("run_id") is not None:  # committed: the tracker holds exactly the ledger's records
+                self._skill_run_id = int(run["run_id"])
             dec = res.decision
             status = dec.status if dec is not None else str(run.get("status"))
             reason = dec.reason if dec is not None else str(run.get("reason"))
@@ -376,11 +384,12 @@ def _iso(d: Any) -> str | None:
 
 
 def _restore_skill(ctx: EngineContext, ledger: LedgerReads) -> None:
-    """The skill tracker exactly as the committed decisions left it (issue 9), rebuilt before every run.
+    """The skill tracker exactly as the committed decisions left it (issue 9), rebuilt when it may differ.
 
     Each decision records its tracker delta inside the same ledger transaction as the decision, so the ledger is
     the one source of truth: a new process per slot, a restarted daemon and a run after a failed (uncommitted)
-    slot all see the state a continuous backtest would. A no-op when skill tracking is off.
+    slot all see the state a continuous backtest would (the runner rebuilds only when its tracker is not known to
+    reflect the ledger's last run). A no-op when skill tracking is off.
     """
     if getattr(ctx, "skill", None) is None:
         return
@@ -402,7 +411,8 @@ def _restore_static_fit(ctx: EngineContext, ledger: LedgerReads) -> None:
         return
     import json
 
-    for run in ledger.runs(with_decision=True):
+    for summary in ledger.runs():  # the fit is at the first allocating decision: read records one at a time
+        run = ledger.run(int(summary["run_id"])) or {}
         fit = json.loads(run.get("decision_json") or "{}").get("optimizer") or {}
         if fit.get("method_used") == "static_mvo" and fit.get("fit_weights"):
             alloc.restore(fit)
