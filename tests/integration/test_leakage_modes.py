@@ -120,12 +120,18 @@ def test_a_models_replay_takes_each_week_from_its_fold_and_is_labelled(
     assert "LOOK-AHEAD research replay" in (out / "report.html").read_text()
 
 
-def test_agent_run_once_refuses_a_look_ahead_mode_with_one_line(tmp_path: Path, shared_data: Path) -> None:
+@pytest.mark.parametrize(
+    "args", [("run", "--once", "--asof", "2021-04-23"), ("run",)], ids=["once", "daemon"]
+)
+def test_agent_run_refuses_a_look_ahead_mode_with_one_line(
+    tmp_path: Path, shared_data: Path, args: tuple[str, ...]
+) -> None:
     from tests.integration.agentproc import agent, agent_env
 
     env = agent_env(tmp_path, shared_data, AGENT_RESEARCH__LEAK='["quarter_mu"]')
-    r = agent(env, "run", "--once", "--asof", "2021-04-23", timeout=300)
+    r = agent(env, *args, timeout=300)
     assert r.returncode == 2, r.stderr
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("agent: error:")]
     assert len(errors) == 1 and "look-ahead" in errors[0] and "refused outside a replay" in errors[0]
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "state" / "ledger.sqlite").exists()  # refused before anything was written
