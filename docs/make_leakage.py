@@ -237,7 +237,9 @@ def _accuracy_rows() -> list[str]:
     return [
         f"| 000 | rebalance-signal accuracy | 0.912 | {leaky['accuracy_same_week']:.3f} "
         f"(majority class {leaky['majority_same_week']:.3f}) | "
-        f"{free:.3f} ({last[-1].stem}, 5 time-ordered folds, next-week label) | "
+        f"{free:.3f} ({last[-1].stem}: 5 time-ordered folds over {meta['train_start'][:4]}–"
+        f"{meta['train_end'][:4]}, next-week label; same folds, same-week label: "
+        f"{cv.get('accuracy_same_week_mean', float('nan')):.3f}) | "
         f"{_share_text(share_explained(0.9119, leaky['accuracy_same_week'], free))} |",
     ]
 
