@@ -239,7 +239,13 @@ def run_backtest(
     if not dates:
         raise DataError(f"the {settings.schedule.frequency} schedule has no decision date in {start}..{end}")
 
-    ctx = EngineContext.create(settings, store)
+    if settings.research.leak:  # a look-ahead research mode: allowed in a replay, labelled everywhere
+        from agent.research.leak import leak_replay
+
+        with leak_replay(frame):
+            ctx = EngineContext.create(settings, store)
+    else:
+        ctx = EngineContext.create(settings, store)
     hist = frame.loc[: pd.Timestamp(start), list(tickers)].dropna(how="any")
     if len(hist) < ctx.min_history:
         raise DataError(
@@ -329,6 +335,10 @@ def run_backtest(
         if settings.backtest.n_trials > 1
         else None,
     }
+    if settings.research.leak:
+        from agent.research.leak import LOOK_AHEAD_NOTE
+
+        detail["look_ahead"] = {"modes": list(settings.research.leak), "note": LOOK_AHEAD_NOTE}
     (out_dir / "metrics_detail.json").write_text(
         json.dumps(_jsonable(detail), indent=2, sort_keys=True) + "\n"
     )
@@ -342,7 +352,7 @@ def run_backtest(
             r = navs[c].pct_change().dropna()
             points[c] = (float(r.std() * np.sqrt(TRADING_DAYS)), float(r.mean() * TRADING_DAYS))
         meta = {
-            "profile": settings.profile,
+            "profile": settings.profile + _look_ahead_label(settings),
             "description": settings.description,
             "window": f"{start} .. {end}",
             "decisions": len(dates),
@@ -382,6 +392,11 @@ def run_backtest(
     atomic_write_text(out_dir / "timings.json", json.dumps(timings, indent=2, sort_keys=True) + "\n")
     ledger.close()
     return BacktestResult(out_dir, start, end, len(dates), metrics, timings, files)
+
+
+def _look_ahead_label(settings: Settings) -> str:
+    modes = settings.research.leak
+    return f" — LOOK-AHEAD research replay ({', '.join(modes)})" if modes else ""
 
 
 def _progress(items: list[Any], enabled: bool, label: str) -> Any:

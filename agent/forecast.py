@@ -243,15 +243,24 @@ def _session(info: ModelInfo) -> Any:
 class ModelRegistry:
     """The models in one folder; files that fail validation are listed in `rejected` (path, reason)."""
 
-    def __init__(self, models_dir: Path | str):
+    def __init__(self, models_dir: Path | str, *, allow_leaky: bool = False):
+        from agent.research.leak import model_leak
+
         self.models_dir = Path(models_dir)
         self.models: list[ModelInfo] = []
         self.rejected: list[tuple[Path, str]] = []
+        self.allow_leaky = allow_leaky  # research.leak = ["models"] inside a replay only
         if not self.models_dir.is_dir():
             return
         for p in sorted(self.models_dir.glob("*.onnx")):
             try:
                 meta, sha = read_metadata(p)
+                leak = model_leak(meta)
+                if leak is not None and not allow_leaky:
+                    raise ModelError(
+                        f"model {p.stem} was trained with look-ahead ({leak.get('procedure', '?')}): only a "
+                        'research.leak = ["models"] replay may use it'
+                    )
                 self.models.append(_validate(p, meta, sha))
             except ModelError as e:
                 self.rejected.append((p, e.one_line()))
@@ -271,6 +280,12 @@ class ModelRegistry:
         d = dt.date.fromisoformat(asof) if isinstance(asof, str) else asof
         if isinstance(d, dt.datetime):
             d = d.date()
+        if self.allow_leaky:  # look-ahead research: the fold model that held this week out
+            from agent.research.leak import fold_model
+
+            fold = fold_model(self.models, d)
+            if fold is not None:
+                return fold
         ok = [m for m in self.models if m.train_end < d]
         if not ok:
             have = ", ".join(str(m.train_end) for m in self.models) or "none"
@@ -349,8 +364,9 @@ class OnnxForecaster:
         *,
         feature_spec: FeatureSpec | None = None,
         kind: str | None = None,
+        allow_leaky: bool = False,
     ):
-        self.registry = ModelRegistry(models_dir)
+        self.registry = ModelRegistry(models_dir, allow_leaky=allow_leaky)
         self.tickers = tuple(tickers)
         self.expected_spec = feature_spec
         self.expected_kind = kind
@@ -371,10 +387,10 @@ class OnnxForecaster:
             diff = ", ".join(f"{k}: model {got[k]} vs expected {exp[k]}" for k in exp if exp[k] != got[k])
             raise ModelError(f"model {info.model_id} features do not match the settings ({diff})")
 
-    def forecast(self, prices: Any, asof: dt.date | str) -> ForecastResult:
-        """Run the model selected at `asof` on prices <= asof (rows after asof are ignored)."""
+    def forecast(self, prices: Any, asof: dt.date | str, *, info: ModelInfo | None = None) -> ForecastResult:
+        """Run the model selected at `asof` (or `info`) on prices <= asof (rows after asof are ignored)."""
         t0 = time.perf_counter()
-        info = self.registry.select(asof)
+        info = info or self.registry.select(asof)
         self.check(info)
         d = dt.date.fromisoformat(asof) if isinstance(asof, str) else asof
         skipped = self.registry.skipped_for(d if not isinstance(d, dt.datetime) else d.date(), info)

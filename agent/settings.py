@@ -33,6 +33,7 @@ from agent.settings_sections import (
     OpsSettings,
     OverlaySettings,
     PathSettings,
+    ResearchSettings,
     RiskSettings,
     ScheduleSettings,
     SkillSettings,
@@ -52,6 +53,7 @@ __all__ = [
     "OpsSettings",
     "OverlaySettings",
     "PathSettings",
+    "ResearchSettings",
     "RiskSettings",
     "ScheduleSettings",
     "Settings",
@@ -109,6 +111,7 @@ class Settings(BaseSettings):
     allocation: AllocationSettings = AllocationSettings()
     forecast: ForecastSettings = ForecastSettings()
     skill: SkillSettings = SkillSettings()
+    research: ResearchSettings = ResearchSettings()
     overlays: OverlaySettings = OverlaySettings()
     execution: ExecutionSettings = ExecutionSettings()
     backtest: BacktestSettings = BacktestSettings()
@@ -225,6 +228,8 @@ class Settings(BaseSettings):
         from agent.decision import digest
 
         plain = {k: v for k, v in self.redacted().items() if k not in ("paths", "logging", "ops")}
+        if not plain.get("research", {}).get("leak"):  # no research mode: every existing digest is unchanged
+            plain.pop("research", None)
         for section, names in DIGEST_NAMES.items():
             plain[section] = {names.get(k, k): v for k, v in plain[section].items()}
         return digest(plain)

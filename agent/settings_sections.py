@@ -31,6 +31,7 @@ __all__ = [
     "OverlayName",
     "OverlaySettings",
     "PathSettings",
+    "ResearchSettings",
     "RiskSettings",
     "ScheduleSettings",
     "SkillSettings",
@@ -225,6 +226,25 @@ class ForecastSettings(_Section):
     # everywhere except a replay that hands the engine the future explicitly (docs/make_skill.py, tests).
     oracle_ic: float | None = Field(None, ge=-1, le=1)
     oracle_seed: int = Field(0, ge=0)
+
+
+LeakMode = Literal["models", "quarter_mu", "quarter_vol"]
+
+
+class ResearchSettings(_Section):
+    """Look-ahead research modes (issue 13's leakage audit): the studies' leaky procedures, replay only.
+
+    Refused (one line, exit 2) by `agent run`, the daemon, `audit replay` and anything that is not a replay;
+    a replay that uses one labels every decision record, metrics_detail.json and the report as look-ahead.
+    """
+
+    leak: tuple[LeakMode, ...] = Field(
+        (),
+        description="look-ahead modes, replay only: models = models trained with look-ahead (random k-fold, "
+        "scalers on all data, same-week label; `python -m training leaky`) from forecast.models_dir, each week "
+        "from the fold that held it out; quarter_mu = mu is the mean of the one-step forecasts over the coming "
+        "holding period, each from realized prices (study 004); quarter_vol = GARCH vols averaged the same way",
+    )
 
 
 class SkillSettings(_Section):

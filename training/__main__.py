@@ -109,7 +109,18 @@ def main(argv: list[str] | None = None) -> int:
         "--storage", default=None, help="with --scheduler/--workers: Optuna storage URL (resumable study)"
     )
     sub.add_parser("list", help="list training profiles")
+    lk = sub.add_parser(
+        "leaky", help="models for the leakage audit (look-ahead procedures) into runs/leaky-models/"
+    )
+    lk.add_argument("variant", choices=["kfold", "scaler-all", "onestep"])
+    lk.add_argument("--out", type=Path, default=None, help="root folder (default: runs/leaky-models)")
     args = ap.parse_args(argv)
+
+    if args.cmd == "leaky":
+        from training.leaky import build as build_leaky
+
+        build_leaky(args.variant, args.out)
+        return 0
 
     if args.cmd == "list":
         for p in PROFILES:

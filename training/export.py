@@ -181,7 +181,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def export_model(
-    tm: TrainedModel, out_dir: Path, *, cadence: str = "yearly", model_id: str | None = None
+    tm: TrainedModel,
+    out_dir: Path,
+    *,
+    cadence: str = "yearly",
+    model_id: str | None = None,
+    extra_meta: dict[str, str] | None = None,
 ) -> Path:
     """Export, attach metadata, gate on parity (held-out windows, batch 1 and 5), then write atomically."""
     import onnx
@@ -191,7 +196,7 @@ def export_model(
     held_out = window_batch(ds.Z, ds.val_idx[-5:], ds.lookback).astype(np.float32)
     raw = _to_onnx_bytes(tm.model, torch.from_numpy(held_out[:2]), _outputs(cfg.kind))
     proto = onnx.load_from_string(raw)
-    meta = metadata_for(tm, model_id, cadence)
+    meta = {**metadata_for(tm, model_id, cadence), **(extra_meta or {})}  # e.g. "leak" (training.leaky)
     del proto.metadata_props[:]
     for k in sorted(meta):
         entry = proto.metadata_props.add()

@@ -189,6 +189,9 @@ def check_cli_date(d: Any, flag: str) -> Any:
 
 def preflight_run(settings: Settings, asof: Any = None) -> None:
     """Every check a run makes before it takes the lock: the date, the state and data directories."""
+    from agent.research.leak import leak_future
+
+    leak_future(settings)  # a look-ahead research mode is never a run: one line, exit 2, nothing written
     check_cli_date(asof, "--asof")
     preflight_state_dir(settings.paths.state_dir)
     preflight_data_dir(settings.paths.data_dir)

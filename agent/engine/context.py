@@ -42,7 +42,9 @@ class Forecaster(Protocol):
 
     def check(self, info: ModelInfo) -> None: ...
 
-    def forecast(self, prices: pd.DataFrame, asof: dt.date) -> ForecastResult: ...
+    def forecast(
+        self, prices: pd.DataFrame, asof: dt.date, *, info: ModelInfo | None = None
+    ) -> ForecastResult: ...
 
 
 class CovEstimator(Protocol):
@@ -88,6 +90,7 @@ class EngineContext:
     config_digest: str = ""
     replay_garch_params: dict[str, dict[str, Any]] | None = None  # audit replay: recorded GARCH parameters
     skill: Any = None  # agent.skill.stage.SkillState: skill tracker and research switches (issue 9)
+    leak_future: pd.DataFrame | None = None  # research.leak inside a replay only: the whole price frame
 
     @property
     def optimizer(self) -> Optimizer | None:
@@ -106,8 +109,10 @@ class EngineContext:
     @classmethod
     def create(cls, settings: Settings, store: PriceStore) -> EngineContext:
         from agent.allocate.registry import build_allocator
+        from agent.research.leak import leak_future
         from agent.risk.covariance import CovarianceEstimator
 
+        future = leak_future(settings)  # ConfigError: a look-ahead mode outside a replay
         tickers = settings.universe.tickers
         groups = {g: [tickers.index(t) for t in members] for g, members in settings.universe.groups.items()}
         forecaster: Forecaster | None = None
@@ -115,7 +120,9 @@ class EngineContext:
         if settings.forecast.model == "onnx":
             from agent.forecast import OnnxForecaster
 
-            onnx = OnnxForecaster(settings.profile_models_dir, tickers)
+            onnx = OnnxForecaster(
+                settings.profile_models_dir, tickers, allow_leaky="models" in settings.research.leak
+            )
             models = onnx.registry.models
             if not models:
                 why = "; ".join(f"{p.name}: {r}" for p, r in onnx.registry.rejected[:2])
@@ -146,6 +153,7 @@ class EngineContext:
             min_history=minimum_history(settings, model_lookback),
             config_digest=settings.strategy_digest(),
             skill=skill,
+            leak_future=future,
         )
 
 
