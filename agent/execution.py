@@ -326,7 +326,12 @@ def _force_limits(
 
 
 def _hold_var(
-    value: float, h: np.ndarray, cm: CostModel, rules: ExecutionRules | None, plan: ExecutionPlan, risk: ExecRisk
+    value: float,
+    h: np.ndarray,
+    cm: CostModel,
+    rules: ExecutionRules | None,
+    plan: ExecutionPlan,
+    risk: ExecRisk,
 ) -> ExecutionPlan:
     """The planned book within the decision's VaR limit (rule 5): measured after costs, on the decision's Σ.
 
@@ -379,13 +384,15 @@ def _hold_var(
         new, cost = size_rebalance(value, h, e, cm)
         result = (new, cost, np.zeros(n, dtype=bool), var_of(new, cost))
         lowered = e < e0
-        note = "scaled the whole book toward cash ({k} position(s)): limits win over the band and minimum trade"
+        note = (
+            "scaled the whole book toward cash ({k} position(s)): limits win over the band and minimum trade"
+        )
     new, cost, kept, after = result
     label = f"{conf:.0%}" if round(conf * 100, 6).is_integer() else f"{conf:.1%}"
     text = (
-        f"executed book's {label} 1-day VaR {before:.3%} over the limit {limit:.3%} (the decision's covariance): "
+        f"executed book's {label} 1-day VaR {before:.4%} over the limit {limit:.4%} (the decision's covariance): "
         + note.format(k=int(lowered.sum()))
-        + f" -> {after:.3%}"
+        + f" -> {after:.4%}"
     )
     notes = tuple(x for x in plan.notes if not x.startswith(f"{int(plan.kept.sum())} position(s) kept"))
     if kept.any():

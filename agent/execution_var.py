@@ -54,7 +54,7 @@ def _allowed(y: float, e: float, d: float, floor: float, residual: float) -> boo
     """Whether the rules allow weight `y` for a position held at `d` and planned at `e` (y <= e)."""
     if y < 0.0 or y > e:
         return False
-    if y == 0.0 or y == d or y == e:
+    if y in (0.0, d, e):
         return True
     mn = floor * _MARGIN
     if y >= d + mn:
@@ -74,7 +74,9 @@ def _snap_up(y: float, e: float, d: float, floor: float, residual: float) -> flo
     """The smallest allowed weight >= y (e, the planned weight, always is)."""
     if _allowed(y, e, d, floor, residual):
         return y
-    cands = [b for b in (residual, d, d + floor * _MARGIN) if y <= b <= e and _allowed(b, e, d, floor, residual)]
+    cands = [
+        b for b in (residual, d, d + floor * _MARGIN) if y <= b <= e and _allowed(b, e, d, floor, residual)
+    ]
     return min(cands, default=e)
 
 

@@ -125,7 +125,8 @@ class LedgerRuns(LedgerWrites):
                         ],
                     )
                     c.executemany(
-                        "DELETE FROM state WHERE key = ?", [(f"{STATE_EXEC_RISK}{old}",) for old, _ in pending]
+                        "DELETE FROM state WHERE key = ?",
+                        [(f"{STATE_EXEC_RISK}{old}",) for old, _ in pending],
                     )
                 c.executemany(
                     "INSERT INTO orders (run_id, ticker, target_weight, exec_date, status) VALUES (?, ?, ?, ?, 'pending')",

@@ -36,7 +36,9 @@ def _executed_vars(out: Path, closes) -> list[tuple[str, float]]:
         for run, ex in c.execute("SELECT run_id, exec_date FROM executions ORDER BY exec_date").fetchall():
             for t, sh in c.execute("SELECT ticker, shares FROM fills WHERE run_id = ?", (run,)):
                 shares[t] += sh
-            cov_rec = json.loads(c.execute("SELECT decision_json FROM runs WHERE run_id = ?", (run,)).fetchone()[0])
+            cov_rec = json.loads(
+                c.execute("SELECT decision_json FROM runs WHERE run_id = ?", (run,)).fetchone()[0]
+            )
             cov = cov_rec["risk"]["cov"]
             nav = c.execute("SELECT nav FROM nav WHERE date = ?", (ex,)).fetchone()[0]
             x = {t: shares[t] * float(closes.loc[ex, t]) / nav for t in tickers}

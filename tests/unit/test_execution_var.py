@@ -111,6 +111,22 @@ def test_a_buy_below_the_minimum_notional_is_not_what_breaks_the_limit() -> None
     assert np.all(np.abs(fills[traded]) >= 2_500.0 * (1 - 1e-9))
 
 
+def test_a_hedged_book_that_no_single_sale_helps_is_scaled_as_a_whole() -> None:
+    # two strongly anti-correlated positions, both kept by a wide band: selling either one by the band (or out)
+    # loses the hedge and RAISES the VaR, so only a uniform scale of the whole book meets the limit (the limit
+    # wins over the band); VaR being homogeneous of degree 1, the scale is exactly limit / VaR
+    cov = np.array([[1.0, -0.9], [-0.9, 1.0]]) * 0.02**2
+    value, d = 1e6, np.array([0.5, 0.48])
+    limit = var_of(d, cov) * 0.98
+    plan = plan_rebalance(
+        value, d * value, d.copy(), CostModel(5.0), ExecutionRules(band=0.2), ExecRisk(limit, 0.99, cov=cov)
+    )
+    x, _ = executed(value, d * value, plan)
+    assert var_of(x, cov) <= limit * (1 + 1e-12)
+    np.testing.assert_allclose(x / d, [0.98, 0.98], rtol=1e-9)
+    assert any("limits win over the band" in n for n in plan.notes)
+
+
 def test_a_book_within_the_limit_is_left_alone() -> None:
     value, w = 1e6, np.array([0.30, 0.30, 0.30])
     h = np.array([0.304, 0.30, 0.29]) * value
@@ -160,7 +176,11 @@ def test_executed_book_meets_the_var_limit(case) -> None:
     value, h, w, cm, rules, risk = case
     plan = plan_rebalance(value, h, w, cm, rules, risk)
     x, fills = executed(value, h, plan)
-    assert var_of(x, risk.cov) <= risk.var_limit * (1 + 1e-9), (var_of(x, risk.cov), risk.var_limit, plan.notes)
+    assert var_of(x, risk.cov) <= risk.var_limit * (1 + 1e-9), (
+        var_of(x, risk.cov),
+        risk.var_limit,
+        plan.notes,
+    )
     # and everything the rules promised still holds: caps, cash, kept positions exactly as held
     assert np.all(plan.notional / value <= rules.max_weight + 1e-9)
     assert np.all(plan.notional >= 0) and value - plan.cost - plan.notional.sum() >= -1e-6 * value
@@ -191,7 +211,9 @@ def test_the_ledger_keeps_the_decisions_risk_until_its_orders_fill(tmp_path: Pat
     tickers = ("A", "B", "C")
     days = [dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)]
     idx = pd.DatetimeIndex(pd.to_datetime([d.isoformat() for d in days]))
-    px = pd.DataFrame({"A": [100.0, 100.0, 101.3], "B": [50.0, 50.0, 50.0], "C": [20.0, 20.0, 19.9]}, index=idx)
+    px = pd.DataFrame(
+        {"A": [100.0, 100.0, 101.3], "B": [50.0, 50.0, 50.0], "C": [20.0, 20.0, 19.9]}, index=idx
+    )
     w = np.array([0.30, 0.30, 0.30])
     limit = var_of(w, COV3) * 1.0005
     rules = ExecutionRules(max_weight=0.31, band=0.005, min_notional=100.0)
