@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "TRADING_DAYS",
     "Decision",
+    "ExecRisk",
     "OverlayRecord",
     "PortfolioState",
     "StopState",
@@ -127,6 +128,44 @@ class OverlayRecord:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True, eq=False)
+class ExecRisk:
+    """What the execution step needs to hold the decision's VaR limit on the book it actually executes.
+
+    The daily Σ the decision's overlays measured VaR with, as a dense matrix (`cov`) or, when it came from the
+    factor model, in factor form (`loadings` N×k, `factor_var` k, `specific_var` N: Σ = B diag(f) Bᵀ + diag(d),
+    so a 500-name universe stores O(N·k) numbers, not N²). The ledger keeps it with the run's pending orders (in
+    its `state` table) until they fill or are cancelled, so a process that executes orders decided by another
+    one checks exactly what a continuous backtest checks. Not part of the decision record.
+    """
+
+    var_limit: float  # 1-day VaR as a fraction of NAV
+    confidence: float
+    cov: np.ndarray | None = None
+    loadings: np.ndarray | None = None
+    factor_var: np.ndarray | None = None
+    specific_var: np.ndarray | None = None
+
+    def to_json(self) -> str:
+        """Exact (floats round-trip through their repr), finite, sorted keys."""
+        d: dict[str, Any] = {"var_limit": float(self.var_limit), "confidence": float(self.confidence)}
+        for name in ("cov", "loadings", "factor_var", "specific_var"):
+            a = getattr(self, name)
+            if a is not None:
+                d[name] = np.asarray(a, dtype=float).tolist()
+        return json.dumps(d, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> ExecRisk:
+        d = json.loads(text)
+        arrays = {
+            k: np.asarray(d[k], dtype=float)
+            for k in ("cov", "loadings", "factor_var", "specific_var")
+            if d.get(k) is not None
+        }
+        return cls(var_limit=float(d["var_limit"]), confidence=float(d["confidence"]), **arrays)
+
+
 @dataclass(frozen=True)
 class Decision:
     """The output of `decide()`: targets after overlays plus a record of how they were reached.
@@ -145,6 +184,8 @@ class Decision:
     record: dict[
         str, Any
     ]  # stage-by-stage record (inputs digests, forecast, risk, optimizer, overlays, timings)
+    # for a 'rebalance' under an enabled VaR limit: what the execution step re-checks (not in the record)
+    exec_risk: ExecRisk | None = None
 
     @property
     def cash(self) -> float:

@@ -17,7 +17,12 @@ trades, against the drifted holdings at the execution close:
    KEPT exactly as held (its notional untouched, so costs never leave dust trades on it); a sale that would leave
    less than `min_notional` sells the whole position (no dust positions);
 4. no dampening leaves a position above the per-asset cap or a group above its cap: a kept position above a cap
-   is sold down to at most min(target, cap), by at least `min_notional`; the limits win over the turnover cap.
+   is sold down to at most min(target, cap), by at least `min_notional`; the limits win over the turnover cap;
+5. no dampening leaves the executed book above the decision's VaR limit (when the VaR overlay is enabled, the
+   decision hands its Σ and limit to the execution as `agent.decision.ExecRisk`): its 1-day parametric VaR
+   after costs is re-measured on the decision's Σ and, above the limit, weights are lowered toward cash, as
+   little as the floors allow (`agent.execution_var`); the limit wins over the turnover cap and, should only a
+   uniform scale of the whole book meet it, over the floors too.
 
 Costs are then paid by the traded positions and cash only (kept positions stay exactly as they are). Caps are
 measured against the value at the execution close, before costs: paying the costs lifts a kept position's
@@ -29,13 +34,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agent.costs import TRADE_EPS, CostModel
 
 if TYPE_CHECKING:
+    from agent.decision import ExecRisk
     from agent.settings import Settings
 
 __all__ = ["ExecutionPlan", "ExecutionRules", "plan_rebalance", "size_rebalance"]
@@ -44,6 +51,7 @@ _ITERATIONS = 4
 _HELD_EPS = 1e-6  # a book whose weights sum to at most this holds nothing: a first deployment
 _BISECT = 60
 _CAP_TOL = 5e-10  # a weight this far above a cap is float noise, not a breach worth a forced sale
+_VAR_TOL = 1e-9  # relative: a VaR this far above the limit is rounding of the targets, not a breach
 
 
 def size_rebalance(
@@ -113,12 +121,17 @@ def _group_index(
 
 @dataclass(frozen=True)
 class ExecutionPlan:
-    """New notional per asset, the cost paid, which positions were kept as held, and what the rules changed."""
+    """New notional per asset, the cost paid, which positions were kept as held, and what the rules changed.
+
+    `weights`: the executed weights before costs (kept positions at their held weight); `var`: when the VaR
+    limit lowered weights, {"before", "after", "limit", "lowered" (indices)}."""
 
     notional: np.ndarray
     cost: float
     kept: np.ndarray
     notes: tuple[str, ...] = field(default=())
+    weights: np.ndarray | None = field(default=None, repr=False)
+    var: dict[str, Any] | None = None
 
 
 def _lower_caps(x: np.ndarray, rules: ExecutionRules, tol: float = 0.0) -> np.ndarray:
@@ -165,14 +178,25 @@ def plan_rebalance(
     targets: np.ndarray,
     cost_model: CostModel,
     rules: ExecutionRules | None,
+    risk: ExecRisk | None = None,
 ) -> ExecutionPlan:
-    """The fills to execute at this close: targets adjusted by `rules` against the drifted holdings, sized."""
+    """The fills to execute at this close: targets adjusted by `rules` against the drifted holdings, sized;
+    then, with the decision's `risk`, the executed book brought within its VaR limit."""
     h = np.asarray(holdings_notional, dtype=float)
     w = np.asarray(targets, dtype=float)
+    plan = _plan_rules(value, h, w, cost_model, rules)
+    if risk is None or not (math.isfinite(value) and value > 0) or float(w.sum()) <= 0.0:
+        return plan
+    return _hold_var(value, h, cost_model, rules, plan, risk)
+
+
+def _plan_rules(
+    value: float, h: np.ndarray, w: np.ndarray, cost_model: CostModel, rules: ExecutionRules | None
+) -> ExecutionPlan:
     n = h.size
     if rules is None or rules.empty or not (math.isfinite(value) and value > 0) or float(w.sum()) <= 0.0:
         new, cost = size_rebalance(value, h, w, cost_model)
-        return ExecutionPlan(new, cost, np.zeros(n, dtype=bool))
+        return ExecutionPlan(new, cost, np.zeros(n, dtype=bool), weights=w)
     d = h / value
     cap = rules.turnover_cap
     throttle = cap is not None and (float(d.sum()) > _HELD_EPS or rules.throttle_first_deployment)
@@ -259,7 +283,7 @@ def _plan_once(
         notes.append(
             f"{int(kept.sum())} position(s) kept as held (change below the band or minimum notional)"
         )
-    return ExecutionPlan(new, cost, kept, tuple(notes))
+    return ExecutionPlan(new, cost, kept, tuple(notes), weights=e)
 
 
 def _over_caps(x: np.ndarray, w: np.ndarray, rules: ExecutionRules) -> np.ndarray:
@@ -294,8 +318,84 @@ def _force_limits(
             out[buys] = d[buys] + (out[buys] - d[buys]) * (1.0 - cut / b)
         order = ii[np.argsort(-(out[ii] - w[ii]))]  # then sell kept overweights, biggest first
         for i in order:
-            if float(out[ii].sum()) <= cap:
+            if float(out[ii].sum()) <= cap + _CAP_TOL:  # the buys' cut may leave float noise above it
                 break
             if out[i] > w[i]:
                 out[i] = max(0.0, min(w[i], d[i] - mn))
     return _lower_caps(out, rules, _CAP_TOL)
+
+
+def _hold_var(
+    value: float,
+    h: np.ndarray,
+    cm: CostModel,
+    rules: ExecutionRules | None,
+    plan: ExecutionPlan,
+    risk: ExecRisk,
+) -> ExecutionPlan:
+    """The planned book within the decision's VaR limit (rule 5): measured after costs, on the decision's Σ.
+
+    Weights are lowered where the floors allow (`agent.execution_var.lower_var`), the result is sized and
+    re-measured (costs move the weights by a few 1e-5), and the goal tightened until it holds; a buy that the
+    costs shrink below the floor is kept as held instead. Should that not converge, one uniform scale of the
+    whole book meets the limit exactly (the book after costs is then exactly the scaled weights)."""
+    from agent.execution_var import lower_var, risk_matrix
+    from agent.overlays.base import parametric_var
+
+    cov = risk_matrix(risk)
+    limit, conf = float(risk.var_limit), float(risk.confidence)
+
+    def var_of(notional: np.ndarray, cost: float) -> float:
+        nav = value - cost
+        return parametric_var(notional / nav, cov, conf) if nav > 0 else 0.0
+
+    before = var_of(plan.notional, plan.cost)
+    if before <= limit * (1.0 + _VAR_TOL):
+        return plan
+    n = h.size
+    d = h / value
+    floor = max(rules.min_notional / value, rules.band) if rules is not None else 0.0
+    residual = rules.min_notional / value if rules is not None else 0.0
+    z = NormalDist().inv_cdf(conf)
+    e0 = np.asarray(plan.weights if plan.weights is not None else plan.notional / value, dtype=float)
+    e = e0 = np.where(plan.kept, d, e0)
+    lowered = np.zeros(n, dtype=bool)
+    goal = limit
+    result: tuple[np.ndarray, float, np.ndarray, float] | None = None
+    for _ in range(2 * n + 8):
+        e, low = lower_var(e, d, cov, goal / z, floor, residual)
+        lowered |= low
+        kept = (e == d) & (d > 0.0)
+        new, cost = _size_keeping(value, h, e, kept, cm)
+        fills = new - h
+        tiny = ~kept & (fills > TRADE_EPS) & (fills < floor * value)  # costs shrank a buy below the floor
+        if tiny.any():
+            e = np.where(tiny, d, e)
+            continue
+        after = var_of(new, cost)
+        if after <= limit:
+            result = (new, cost, kept, after)
+            break
+        goal *= limit / after * (1.0 - 1e-12)
+    note = "lowered {k} position(s) toward cash"
+    if result is None:  # the floors would not let it converge: one uniform scale (the limit wins)
+        v = parametric_var(e0, cov, conf)
+        e = e0 * (limit / v) * (1.0 - 1e-12) if v > limit else e0
+        new, cost = size_rebalance(value, h, e, cm)
+        result = (new, cost, np.zeros(n, dtype=bool), var_of(new, cost))
+        lowered = e < e0
+        note = (
+            "scaled the whole book toward cash ({k} position(s)): limits win over the band and minimum trade"
+        )
+    new, cost, kept, after = result
+    label = f"{conf:.0%}" if round(conf * 100, 6).is_integer() else f"{conf:.1%}"
+    text = (
+        f"executed book's {label} 1-day VaR {before:.4%} over the limit {limit:.4%} (the decision's covariance): "
+        + note.format(k=int(lowered.sum()))
+        + f" -> {after:.4%}"
+    )
+    notes = tuple(x for x in plan.notes if not x.startswith(f"{int(plan.kept.sum())} position(s) kept"))
+    if kept.any():
+        notes += (f"{int(kept.sum())} position(s) kept as held (change below the band or minimum notional)",)
+    var = {"before": before, "after": after, "limit": limit, "lowered": np.flatnonzero(lowered).tolist()}
+    return ExecutionPlan(new, cost, kept, (*notes, text), weights=e, var=var)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 
 from agent import __version__
-from agent.decision import Decision, PortfolioState
+from agent.decision import Decision, ExecRisk, PortfolioState
 from agent.engine.frame import DecisionFrame, Outcome, merge_record, weights_dict
 from agent.errors import describe
 
@@ -225,7 +225,28 @@ def _decision(frame: DecisionFrame) -> Decision:
         targets=final,
         stop=stop,
         record=frame.record,
+        exec_risk=_exec_risk(frame, status),
     )
+
+
+def _exec_risk(frame: DecisionFrame, status: str) -> ExecRisk | None:
+    """The Σ and VaR limit the execution step re-checks on the executed book (a rebalance under an enabled VaR
+    limit with a finite Σ, as `agent.overlays.limits.effective_limits` measures it), in factor form when Σ came
+    from the factor model."""
+    v = frame.settings.overlays.var_limit
+    cov = frame.cov
+    if status != "rebalance" or not v.enabled or cov is None or not bool(np.all(np.isfinite(cov))):
+        return None
+    fm = frame.cov_estimate.factor if frame.cov_estimate is not None else None
+    if fm is not None:
+        return ExecRisk(
+            v.limit,
+            v.confidence,
+            loadings=fm.loadings,
+            factor_var=fm.factor_var,
+            specific_var=fm.specific_var,
+        )
+    return ExecRisk(v.limit, v.confidence, cov=np.asarray(cov, dtype=float))
 
 
 def _new_frame(asof: dt.date, state: PortfolioState, settings: Settings, ctx: EngineContext) -> DecisionFrame:

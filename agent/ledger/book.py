@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from agent.errors import LedgerError
 from agent.ledger.actions import LedgerActions, event_dicts
 from agent.ledger.arrays import ffill, last_valid
-from agent.ledger.schema import DECIMALS, STATE_LAST_MARKED, STATE_LAST_PRICES, r10, to_date
+from agent.ledger.schema import (
+    DECIMALS,
+    STATE_EXEC_RISK,
+    STATE_LAST_MARKED,
+    STATE_LAST_PRICES,
+    r10,
+    to_date,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -156,6 +163,7 @@ class LedgerBook(LedgerActions):
                     "INSERT INTO events (date, kind, ticker, run_id, detail) VALUES (?, 'cancelled', NULL, ?, ?)",
                     (by_run[old][0], old, detail),
                 )
+                c.execute("DELETE FROM state WHERE key = ?", (f"{STATE_EXEC_RISK}{old}",))
             groups.append((e, run_id, ex, w))
         if groups:
             lo = min(lo, groups[0][0])
@@ -335,11 +343,24 @@ class LedgerBook(LedgerActions):
         p = np.where(priced, px, 0.0)
         holdings = shares * p
         value = cash + float(holdings.sum())
-        plan = plan_rebalance(value, holdings, w, cm, self.execution_rules)
+        key = f"{STATE_EXEC_RISK}{run_id}"
+        row = c.execute("SELECT json FROM state WHERE key = ?", (key,)).fetchone()
+        risk = None
+        if row is not None:  # the decision's Σ and VaR limit: re-checked on the executed book
+            from agent.decision import ExecRisk
+
+            risk = ExecRisk.from_json(row[0])
+            c.execute("DELETE FROM state WHERE key = ?", (key,))
+        plan = plan_rebalance(value, holdings, w, cm, self.execution_rules, risk)
         new_notional = plan.notional
         if plan.notes:
-            detail = {"notes": list(plan.notes), "kept": [self.tickers[j] for j in np.flatnonzero(plan.kept)]}
-            events.append((session, "exec_rules", None, run_id, json.dumps(detail, sort_keys=True)))
+            rules: dict[str, Any] = {
+                "notes": list(plan.notes),
+                "kept": [self.tickers[j] for j in np.flatnonzero(plan.kept)],
+            }
+            if plan.var is not None:  # the VaR limit lowered weights: by how much, and which
+                rules["var"] = {**plan.var, "lowered": [self.tickers[j] for j in plan.var["lowered"]]}
+            events.append((session, "exec_rules", None, run_id, json.dumps(rules, sort_keys=True)))
         with np.errstate(divide="ignore", invalid="ignore"):
             target = np.where(priced, np.floor(new_notional / np.where(priced, p, 1.0) * 1e10) / 1e10, shares)
         target = np.maximum(target, 0.0) + 0.0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from agent.decision import cash_weight
 from agent.errors import LedgerError
 from agent.hashchain import ZERO_HASH, chained_entry
-from agent.ledger.schema import DECIMALS, STATE_STOP, STATUSES, iso, r10, timestamp, to_date
+from agent.ledger.schema import DECIMALS, STATE_EXEC_RISK, STATE_STOP, STATUSES, iso, r10, timestamp, to_date
 from agent.ledger.tx import LedgerWrites
 
 if TYPE_CHECKING:
@@ -124,10 +124,19 @@ class LedgerRuns(LedgerWrites):
                             for old, ex in pending
                         ],
                     )
+                    c.executemany(
+                        "DELETE FROM state WHERE key = ?",
+                        [(f"{STATE_EXEC_RISK}{old}",) for old, _ in pending],
+                    )
                 c.executemany(
                     "INSERT INTO orders (run_id, ticker, target_weight, exec_date, status) VALUES (?, ?, ?, ?, 'pending')",
                     [(run_id, t, w, exec_iso) for t, w in targets],
                 )
+                if decision.exec_risk is not None:  # what the execution re-checks (agent.execution)
+                    c.execute(
+                        "INSERT OR REPLACE INTO state (key, json) VALUES (?, ?)",
+                        (f"{STATE_EXEC_RISK}{run_id}", decision.exec_risk.to_json()),
+                    )
         return run_id
 
     def _check_exec_date(self, asof: dt.date, exec_date: dt.date | None) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "APPLICATION_ID",
     "DECIMALS",
     "SCHEMA_VERSION",
+    "STATE_EXEC_RISK",
     "STATE_LAST_MARKED",
     "STATE_LAST_PRICES",
     "STATE_STOP",
@@ -37,6 +38,9 @@ DECIMALS = 10  # shares, prices, notionals, costs, cash and NAV are rounded to t
 STATE_LAST_MARKED = "ledger.last_marked"
 STATE_LAST_PRICES = "ledger.last_prices"
 STATE_STOP = "stop"
+# + run_id: the Σ and VaR limit a pending rebalance is executed under (agent.decision.ExecRisk), kept in `state`
+# until its orders fill or are cancelled; a ledger written before it existed simply has none (no VaR re-check)
+STATE_EXEC_RISK = "orders.exec_risk."
 STATUSES = ("rebalance", "hold", "no_trade")
 
 _SCHEMA = """
