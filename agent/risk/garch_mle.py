@@ -245,14 +245,18 @@ def arch_starting_values(y: np.ndarray, p: int, q: int, dist: Dist, mean: Mean) 
     target = float(np.mean(e2))
     lag_sum = _lagged(e2, q, bc).sum(axis=1)  # every α_i = a/q on the grid: x_t = ω + (a/q) Σ_i ε²_{t-i}
     cands = [(a, agb) for a in _GRID_ALPHA for agb in _GRID_PERSIST]
+    c_a = np.array([a for a, _ in cands])
+    c_p = np.array([agb for _, agb in cands])
+    x = ((1.0 - c_p) * target)[:, None] + (c_a / q)[:, None] * lag_sum[None, :]
+    beta = (c_p - c_a) / p
+    den = np.empty((len(cands), p + 1))
+    den[:, 0] = 1.0
+    den[:, 1:] = -beta[:, None]
+    zi = (bc * beta)[:, None] * np.arange(p, 0, -1, dtype=float)[None, :]  # pre-sample σ² = backcast
     s2 = np.empty((len(cands), n_t))
     one = np.ones(1)
-    for k, (a, agb) in enumerate(cands):
-        beta = (agb - a) / p
-        den = np.full(p + 1, -beta)
-        den[0] = 1.0
-        zi = bc * beta * np.arange(p, 0, -1, dtype=float)  # lfilter state for pre-sample σ² = backcast
-        s2[k] = lfilter(one, den, (1.0 - agb) * target + (a / q) * lag_sum, -1, zi)[0]
+    for k in range(len(cands)):
+        s2[k] = lfilter(one, den[k], x[k], -1, zi[k])[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         ll = -0.5 * (np.sum(np.log(s2), axis=1) + (s2**-1.0) @ e2)
     ll[~np.isfinite(ll)] = -math.inf
@@ -284,16 +288,15 @@ def fit_garch_mle(
 ) -> MleFit:
     """Maximum-likelihood fit of percent returns `y` (finite), from `arch`'s starting grid.
 
-    Newton steps on the exact Hessian (agent/risk/garch_newton.py) converge from the grid point until the
-    quadratic model's decrease is ≤ 1e-11. That result is kept unless the model has more than one α or β lag
-    and the optimum holds one of them at zero: there the likelihood can have another local optimum on
-    another face (IBM GARCH(1,2): a GARCH optimum with α₂ = 0 and an ARCH(2) one with β = 0, 4.2 higher; WMT
-    Student-t GARCH(1,2), 0.13 higher), and which one a fit ends in is decided by its path. In that case the
-    SLSQP path (exact gradient, `arch`'s algorithm) runs to `basin_ftol` and Newton steps converge from its
-    point; that optimum is the one returned. Measured on the Dow and sector returns, every order and
-    distribution: the same optimum as `arch` in all 252 fits (Newton steps alone differ in those 2). If the
-    Newton steps fail, SLSQP runs to `ftol`. Never raises on a bad fit: `converged` is False and `message`
-    says why (the caller falls back to `arch`).
+    SLSQP with the exact gradient (`arch`'s algorithm) runs to the loose tolerance `basin_ftol`, then Newton
+    steps on the exact Hessian (agent/risk/garch_newton.py) converge from its point until the quadratic
+    model's decrease is ≤ 1e-11. Why both: the likelihood can have several local optima (IBM GARCH(1,2): a
+    GARCH optimum with α₂ = 0 and an ARCH(2) one with β = 0, 4.2 higher; XLV GARCH(1,2) fitted to
+    2024-02-07: β = (0.03, 0.85) or (0.75, 0.17), 1.4 apart), and which one a fit ends in is decided by the
+    path. SLSQP's path is `arch`'s; Newton steps from the grid point end elsewhere in 2 of the 252 test fits
+    and in 1 of the 187 refits of the default weekly replay. SLSQP's slow final convergence (half its
+    iterations below 1e-4) is what the Newton steps replace. If either stage fails, SLSQP runs to `ftol`.
+    Never raises on a bad fit: `converged` is False and `message` says why (the caller falls back to `arch`).
     """
     from agent.risk.garch_newton import GarchLik, newton_fit
 
@@ -307,21 +310,17 @@ def fit_garch_mle(
     if sv.shape != (n_par,) or not np.all(np.isfinite(sv)):
         sv = arch_starting_values(y, p, q, dist, mean)
     lik = GarchLik(y, p, q, dist == "t", mean == "constant", bc)
-    nt = newton_fit(lik, sv, bounds, maxiter=maxiter)
-    if nt.converged and not ((p > 1 or q > 1) and bool(np.any(nt.theta[ia : ia + q + p] <= 0.0))):
-        return MleFit(nt.theta, -nt.f, True, "", nt.n_iter, lik.n_eval, bc)
-    why = nt.message
     first = _slsqp_fit(lik, sv, bounds, ia, q + p, maxiter, basin_ftol)
     if first.converged:
-        pol = newton_fit(lik, first.params, bounds, maxiter=maxiter)
-        if pol.converged and pol.f <= -first.loglik:
-            return MleFit(pol.theta, -pol.f, True, "", nt.n_iter + first.n_iter + pol.n_iter, lik.n_eval, bc)
-        why = pol.message or "Newton steps ended below the SLSQP point"
+        nt = newton_fit(lik, first.params, bounds, maxiter=maxiter)
+        if nt.converged and nt.f <= -first.loglik:
+            return MleFit(nt.theta, -nt.f, True, "", first.n_iter + nt.n_iter, lik.n_eval, bc)
+        why = nt.message or "Newton steps ended below the SLSQP point"
     else:
         why = first.message
     sq = _slsqp_fit(lik, sv, bounds, ia, q + p, maxiter, ftol)
     msg = "" if sq.converged else f"{why}; {sq.message}"
-    return MleFit(sq.params, sq.loglik, sq.converged, msg, nt.n_iter + sq.n_iter, lik.n_eval, bc)
+    return MleFit(sq.params, sq.loglik, sq.converged, msg, first.n_iter + sq.n_iter, lik.n_eval, bc)
 
 
 def _slsqp_fit(
@@ -357,19 +356,23 @@ def _slsqp_fit(
     cval = np.zeros(1)
     x = np.array(sv, dtype=float)
 
-    def evaluate() -> tuple[float, np.ndarray]:
-        f, g, _ = lik(np.clip(x, lo, hi), 1)  # SLSQP may step past a bound by an ulp
-        cval[0] = 1.0 - float(x[ia : ia + n_lag].sum())
-        return f, (np.zeros(n) if g is None else g)
+    def gradient() -> np.ndarray:
+        g = lik(np.minimum(np.maximum(x, lo), hi), 1)[1]  # SLSQP may step past a bound by an ulp
+        return np.zeros(n) if g is None else g.copy()
 
     try:
-        fx, g = evaluate()
+        fx = lik(np.minimum(np.maximum(x, lo), hi), 0)[0]
+        cval[0] = 1.0 - float(x[ia : ia + n_lag].sum())
+        g = gradient()
         while True:
             slsqp(state, fx, g, cmat, cval, x, mult, xl, xu, buf, indices)
             mode = int(state["mode"])
-            if mode == 1:  # a new point (the gradient, mode -1, is asked for at the last point evaluated)
-                fx, g = evaluate()
-            elif mode != -1:
+            if mode == 1:  # a line-search point: the value only
+                fx = lik(np.minimum(np.maximum(x, lo), hi), 0)[0]
+                cval[0] = 1.0 - float(x[ia : ia + n_lag].sum())
+            elif mode == -1:  # the point was kept: its gradient (from the same evaluation)
+                g = gradient()
+            else:
                 break
     except Exception as exc:  # a changed private signature or a pathological input: the public path
         return _slsqp_minimize(lik, sv, bounds, ia, n_lag, maxiter, ftol, why=f"{type(exc).__name__}: {exc}")

@@ -56,11 +56,30 @@ class GarchLik:
         self._lag = np.empty((q, self.n_t))
         self._chan = np.empty((self.kv, self.n_t))
         self.n_eval = 0
+        self._cache: dict[str, Any] | None = None
 
     def __call__(self, theta: np.ndarray, level: int) -> tuple[float, np.ndarray | None, np.ndarray | None]:
         """(f, g, H) of the negative log-likelihood; g (level ≥ 1) and H (level 2) else None; f = inf where
-        σ² is not positive."""
-        self.n_eval += 1
+        σ² is not positive. The intermediate results of the last point are kept, so asking for a higher level
+        at the same point (an accepted line-search point) costs only the extra work."""
+        c = self._cache
+        key = np.asarray(theta, dtype=float).tobytes()
+        if c is None or c["key"] != key:
+            self.n_eval += 1
+            c = self._value(np.array(theta, dtype=float))
+            c["key"] = key
+            self._cache = c
+        if c["f"] == math.inf or level == 0:
+            return c["f"], None, None
+        if "g" not in c:
+            self._gradient(c)
+        if level == 1:
+            return c["f"], c["g"], None
+        if "h" not in c:
+            self._hessian(c)
+        return c["f"], c["g"], c["h"]
+
+    def _value(self, theta: np.ndarray) -> dict[str, Any]:
         n_t, p, q, bc = self.n_t, self.p, self.q, self.bc
         mu = float(theta[0]) if self.const_mean else 0.0
         omega = float(theta[self.iw])
@@ -74,13 +93,12 @@ class GarchLik:
             lag[i, i + 1 :] = e2[: n_t - 1 - i]
         x = alphas @ lag
         x += omega
-        den = np.empty(p + 1)
-        den[0] = 1.0
-        den[1:] = -betas
-        zi = np.cumsum(betas[::-1])[::-1] * bc  # every pre-sample σ² equals the backcast
+        den = np.concatenate((_ONE, -betas))
+        # lfilter's state for pre-sample σ² all equal to the backcast: zi_k = bc Σ_{j>k} β_j
+        zi = betas * bc if p == 1 else np.cumsum(betas[::-1])[::-1] * bc
         s = self._lfilter(_ONE, den, x, -1, zi)[0]
         if not s.min() > 0.0:  # an infinite σ² makes the likelihood below non-finite
-            return math.inf, None, None
+            return {"theta": theta, "f": math.inf}
         inv = 1.0 / s
         sum_log_s = float(np.log(s).sum())
         if self.student_t:
@@ -95,9 +113,19 @@ class GarchLik:
         else:
             ll = -0.5 * (n_t * _LOG_2PI + sum_log_s + float(np.dot(e2, inv)))
         if not math.isfinite(ll):
-            return math.inf, None, None
-        if level == 0:
-            return -ll, None, None
+            return {"theta": theta, "f": math.inf}
+        st = {"theta": theta, "f": -ll, "mu": mu, "alphas": alphas, "eps": eps, "e2": e2, "den": den, "s": s,
+              "inv": inv}  # fmt: skip
+        if self.student_t:
+            st.update(nu=nu, k=k, z=z, l1z=l1z, c1=c1)
+        return st
+
+    def _gradient(self, st: dict[str, Any]) -> None:
+        n_t, p, q, bc = self.n_t, self.p, self.q, self.bc
+        alphas, eps, e2, den, s, inv = (st[k] for k in ("alphas", "eps", "e2", "den", "s", "inv"))
+        lag = self._lag
+        if self.student_t:
+            nu, k, z, l1z, c1 = (st[k] for k in ("nu", "k", "z", "l1z", "c1"))
         # per-observation partial derivatives of ℓ_t(σ², ε, ν)
         if self.student_t:
             iu = 1.0 / (1.0 + z)
@@ -125,8 +153,21 @@ class GarchLik:
             dg = self._digamma
             cp = 0.5 * float(dg((nu + 1) / 2) - dg(nu / 2)) - 0.5 / k
             g[-1] = n_t * cp - 0.5 * float(l1z.sum()) + c1 * float(r.sum()) / k
-        if level == 1:
-            return -ll, -g, None
+        st["g"] = -g
+        st.update(l_s=l_s, l_e=l_e, lam=lam)
+        if self.student_t:
+            st.update(iu=iu, r=r)
+        else:
+            st["ze"] = ze
+
+    def _hessian(self, st: dict[str, Any]) -> None:
+        n_t, p, q, bc = self.n_t, self.p, self.q, self.bc
+        alphas, eps, den, s, inv = (st[k] for k in ("alphas", "eps", "den", "s", "inv"))
+        lam, lag = st["lam"], self._lag
+        if self.student_t:
+            nu, k, c1, iu, r = (st[k] for k in ("nu", "k", "c1", "iu", "r"))
+        else:
+            ze = st["ze"]
         # first derivatives of σ² (forward filter, zero pre-sample state)
         chan = self._chan
         if self.const_mean:
@@ -176,7 +217,8 @@ class GarchLik:
             hv[:, 0] -= cross
             hv[0, 0] += l_ee_sum
         if not self.student_t:
-            return -ll, -g, -hv
+            st["h"] = -hv
+            return
         h = np.empty((self.n_par, self.n_par))
         h[:kv, :kv] = hv
         col = d1 @ l_sn
@@ -185,7 +227,7 @@ class GarchLik:
         h[:kv, -1] = col
         h[-1, :kv] = col
         h[-1, -1] = l_nn_sum
-        return -ll, -g, -h
+        st["h"] = -h
 
 
 _ONE = np.ones(1)
@@ -396,9 +438,9 @@ def newton_fit(
         nxt: tuple[Any, ...] | None = None
         while step >= 1e-10:
             tn = np.clip(th + step * d, lo, hi)
-            fn, gn, hn = lik(tn, 2) if step == 1.0 else (lik(tn, 0)[0], None, None)
+            fn = lik(tn, 0)[0]  # the derivatives follow from the same evaluation if the point is kept
             if fn <= f - 1e-4 * step * dec:
-                nxt = (tn, fn, gn, hn)
+                nxt = (tn, fn, None, None)
                 break
             step *= 0.5
         if nxt is None:
