@@ -39,6 +39,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from agent.risk.garch_newton import GarchLik, _scipy, newton_fit
+
 __all__ = [
     "MleFit",
     "arch_starting_values",
@@ -177,36 +179,6 @@ def garch_negloglik(
     return -ll, -g
 
 
-_SCIPY: tuple[Any, Any, Any] | None = None
-
-
-def _scipy() -> tuple[Any, Any, Any]:
-    """scipy's lfilter, digamma, gammaln, imported once (lazily: scipy is a heavy import)."""
-    global _SCIPY
-    if _SCIPY is None:
-        from scipy.special import digamma, gammaln
-
-        lfilter: Any
-        try:  # the C routine behind scipy.signal.lfilter: its Python wrapper costs ~13 µs a call (measured)
-            from scipy.signal._sigtools import _linear_filter
-
-            def _direct(b: Any, a: Any, x: Any, axis: int = -1, zi: Any = None) -> Any:
-                a = np.asarray(a, dtype=float)
-                b = np.asarray(b, dtype=float)
-                if zi is None:
-                    return _linear_filter(b, a, x, axis)
-                return _linear_filter(b, a, x, axis, zi)
-
-            lfilter = _direct
-        except ImportError:  # pragma: no cover - a future scipy without the private name
-            from scipy.signal import lfilter as _public
-
-            lfilter = _public
-
-        _SCIPY = (lfilter, digamma, gammaln)
-    return _SCIPY
-
-
 def _zi_matrix(betas: np.ndarray) -> np.ndarray:
     """Map past outputs (σ²_{-1}, ..., σ²_{-p}) to `lfilter`'s direct-form-II-transposed state (as lfiltic).
 
@@ -298,8 +270,6 @@ def fit_garch_mle(
     iterations below 1e-4) is what the Newton steps replace. If either stage fails, SLSQP runs to `ftol`.
     Never raises on a bad fit: `converged` is False and `message` says why (the caller falls back to `arch`).
     """
-    from agent.risk.garch_newton import GarchLik, newton_fit
-
     y = np.ascontiguousarray(y, dtype=float)
     mu0 = float(np.mean(y)) if mean == "constant" else 0.0
     resids0 = y - mu0
