@@ -115,7 +115,7 @@ def render(d: Path, note: str) -> str:
         )
     w("")
     if garch:
-        w("## GARCH estimation: analytic-gradient MLE vs `arch`\n")
+        w("## GARCH estimation: exact-derivative MLE (SLSQP to 1e-4, then Newton steps) vs `arch`\n")
         w(
             "| model | `arch` median | MLE median | ratio | max param gap vs `arch` (default tol) | min LL gain |"
         )
