@@ -293,6 +293,21 @@ def fit_garch_mle(
     return MleFit(sq.params, sq.loglik, sq.converged, msg, first.n_iter + sq.n_iter, lik.n_eval, bc)
 
 
+_DIRECT_SLSQP_SCIPY = ((1, 16), (1, 17))  # scipy releases whose private C SLSQP driver this was checked against
+
+
+def _direct_slsqp_tested() -> bool:
+    """Whether scipy is a release whose private SLSQP signature and work-buffer size were checked here: the
+    driver writes into a buffer sized by scipy's own formula, so an unchecked release takes `minimize`."""
+    import scipy
+
+    try:
+        major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
+    except ValueError:  # pragma: no cover - a development version string
+        return False
+    return (major, minor) in _DIRECT_SLSQP_SCIPY
+
+
 def _slsqp_fit(
     lik: Any,
     sv: np.ndarray,
@@ -304,6 +319,8 @@ def _slsqp_fit(
 ) -> MleFit:
     """SLSQP with the exact gradient, driven directly (scipy's reverse-communication SLSQP, as
     `scipy.optimize.minimize` drives it, without its per-call wrappers); `minimize` where that is missing."""
+    if not _direct_slsqp_tested():  # pragma: no cover - an untested scipy: the public path
+        return _slsqp_minimize(lik, sv, bounds, ia, n_lag, maxiter, ftol)
     try:
         from scipy.optimize._slsqplib import slsqp
     except ImportError:  # pragma: no cover - another scipy layout

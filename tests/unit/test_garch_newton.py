@@ -101,3 +101,17 @@ def test_step_qp_equals_enumeration():
         assert np.all(d >= lo) and np.all(d <= hi) and a @ d <= ub + 1e-12
         _, ref = _qp_by_enumeration(b, g, lo, hi, a, ub)
         assert g @ d + 0.5 * d @ b @ d <= ref + 1e-10 * (1 + abs(ref))
+
+
+@pytest.mark.parametrize("dist", ["normal", "t"])
+def test_the_public_slsqp_path_finds_the_same_optimum(monkeypatch, dist):
+    """An untested scipy release takes `scipy.optimize.minimize` instead of the private C driver: same optimum."""
+    import agent.risk.garch_mle as gm
+
+    y = _sim(1000, 11, t_df=6.0 if dist == "t" else None)
+    direct = gm.fit_garch_mle(y, 1, 2, dist=dist)
+    monkeypatch.setattr(gm, "_direct_slsqp_tested", lambda: False)
+    public = gm.fit_garch_mle(y, 1, 2, dist=dist)
+    assert direct.converged and public.converged
+    np.testing.assert_allclose(public.params, direct.params, atol=1e-4)
+    assert abs(public.loglik - direct.loglik) <= 1e-6 * abs(direct.loglik)
