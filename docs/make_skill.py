@@ -208,14 +208,26 @@ def _prior(out: Path, name: str) -> list[dict[str, Any]]:
     return list(json.loads(p.read_text())["rows"]) if p.exists() else []
 
 
-def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dict[str, Any]]) -> None:
+def proof(
+    out: Path,
+    seeds: int,
+    only: set[str],
+    profiles: tuple[str, ...] = ("default", "demo", "etf-lstm-mvo"),
+    seed_list: tuple[int, ...] | None = None,
+    tag: str = "",
+) -> None:
+    """The 2020+ tables; ``tag`` names this process's files (placebo-TAG.json ...) so parts can run in parallel."""
+    seed_range = seed_list if seed_list is not None else tuple(range(seeds))
+    gk_oracle_seeds = (
+        3  # Grinold-Kahn's ladder: seeds 0-2 (time on the shared machine); Black-Litterman's: all
+    )
     if "placebo" in only:
         from skill_evidence import ZERO_SKILL, te_to
 
-        rows = _prior(out, "placebo")
+        rows = _prior(out, "placebo" + tag)
         done = {(r["profile"], r["path"], r["seed"]) for r in rows}
         gk = {"skill.combine": "grinold_kahn"}
-        for profile in ("default", "demo"):
+        for profile in [p for p in ("default", "demo") if p in profiles]:
             # the zero-skill twins: the same profile and overlays, the gate never open (mu = pi): what the noise
             # does through the skill machinery is the placebo's tracking error to its twin
             twins = {
@@ -224,15 +236,21 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
             }
             for tag, over in (("shipped", {}), ("nooverlays", NO_OVERLAYS)):
                 if not (twins[tag] / "nav.csv").exists():
-                    replay(profile, WINDOWS[profile], twins[tag], {"forecast.placebo": 0, **over, **ZERO_SKILL})
-            for seed in range(seeds):
+                    replay(
+                        profile, WINDOWS[profile], twins[tag], {"forecast.placebo": 0, **over, **ZERO_SKILL}
+                    )
+            for seed in seed_range:
                 for path, over, twin in (
                     ("skill", {}, "shipped"),
                     ("skill, overlays off", NO_OVERLAYS, "nooverlays"),
                     ("skill, Grinold–Kahn", gk, "shipped"),
-                    ("max_sharpe (old path)", {"skill.enabled": False, "allocation.method": "max_sharpe"}, None),
+                    (
+                        "max_sharpe (old path)",
+                        {"skill.enabled": False, "allocation.method": "max_sharpe"},
+                        None,
+                    ),
                 ):
-                    if (profile, path, seed) in done:
+                    if (profile, path, seed) in done or (path.endswith("Kahn") and profile != "default"):
                         continue
                     d = out / "placebo" / f"{profile}-{seed}-{path.split()[0].strip(',')}-{len(over)}"
                     if path.endswith("Kahn"):
@@ -244,18 +262,23 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
                     rows.append(r)
                     print(
                         json.dumps(
-                            {k: r.get(k) for k in ("profile", "path", "seed", "sharpe", "turnover", "te", "te_zero")}
+                            {
+                                k: r.get(k)
+                                for k in ("profile", "path", "seed", "sharpe", "turnover", "te", "te_zero")
+                            }
                         ),
                         flush=True,
                     )
-                    _save(out, "placebo", rows)
+                    _save(out, "placebo" + tag, rows)
     if "oracle" in only:
-        rows = _prior(out, "oracle")
+        rows = _prior(out, "oracle" + tag)
         done_o = {(r.get("combine", "black_litterman"), r["ic"], r["seed"]) for r in rows}
-        for seed in range(seeds):  # seeds outer: a partial run still covers the whole ladder
+        for seed in seed_range:  # seeds outer: a partial run still covers the whole ladder
             for combine in ("black_litterman", "grinold_kahn"):
                 for ic in LADDER:
-                    if (combine, ic, seed) in done_o:
+                    if (combine, ic, seed) in done_o or (
+                        combine == "grinold_kahn" and seed >= gk_oracle_seeds
+                    ):
                         continue
                     gk = {"skill.combine": combine} if combine != "black_litterman" else {}
                     r = replay(
@@ -276,9 +299,9 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
                         json.dumps({k: r[k] for k in ("combine", "ic", "seed", "sharpe", "turnover", "te")}),
                         flush=True,
                     )
-                    _save(out, "oracle", rows)
+                    _save(out, "oracle" + tag, rows)
     if "real" in only:
-        rows = _prior(out, "real")
+        rows = _prior(out, "real" + tag)
         done_r = {r.get("label", r["profile"]) for r in rows}
         for label, profile, over in (
             ("default", "default", {}),
@@ -286,7 +309,7 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
             ("etf-lstm-mvo", "etf-lstm-mvo", {}),
             ("default, Grinold–Kahn", "default", {"skill.combine": "grinold_kahn"}),
         ):
-            if label in done_r:
+            if label in done_r or profile not in profiles:
                 continue
             r = replay(profile, WINDOWS[profile], out / "real" / label.replace(", Grinold–Kahn", "-gk"), over)
             r.update(kind="real", label=label)
@@ -295,7 +318,7 @@ def proof(out: Path, seeds: int, only: set[str], profile_settings: dict[str, dic
                 json.dumps({k: r[k] for k in ("label", "sharpe", "turnover", "te", "ref_sharpe")}),
                 flush=True,
             )
-            _save(out, "real", rows)
+            _save(out, "real" + tag, rows)
 
 
 def _f(x: float, pct: bool = False) -> str:
@@ -324,8 +347,16 @@ def render(out: Path, target: Path) -> None:
     ]
 
     def load(name: str) -> dict[str, Any] | None:
-        p = out / f"{name}.json"
-        return json.loads(p.read_text()) if p.exists() else None
+        """name.json and every name-TAG.json (parts run in parallel), rows merged; the latest stamp."""
+        files = sorted(out.glob(f"{name}.json")) + sorted(out.glob(f"{name}-*.json"))
+        if not files:
+            return None
+        docs = [json.loads(p.read_text()) for p in files]
+        return {
+            "machine": docs[0]["machine"],
+            "generated": max(d["generated"] for d in docs),
+            "rows": [r for d in docs for r in d["rows"]],
+        }
 
     t = load("tune")
     if t:
@@ -496,7 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--parts", default="grid,gate,overlays,gk", help="tune: grid (2015-19), gate, overlays, gk (pre-2020)"
     )
-    ap.add_argument("--profiles", default="default,demo", help="tune: profiles for the overlay evidence")
+    ap.add_argument("--profiles", default="", help="profiles (tune: overlay evidence; proof: placebo, real)")
+    ap.add_argument("--seed-list", default="", help="proof: these seeds only (e.g. 0,1)")
+    ap.add_argument("--tag", default="", help="proof: suffix of this process's JSON files (parallel parts)")
     a = ap.parse_args(argv)
     os.environ.setdefault("AGENT_NO_PROGRESS", "1")
     os.environ.setdefault("AGENT_DATA_DIR", tempfile.mkdtemp(prefix="skill-data-"))
@@ -507,9 +540,18 @@ def main(argv: list[str] | None = None) -> int:
             tune(a.out, actives, tuple(float(x) for x in a.gate.split(",")) if a.gate else GRID_GATE)
         from skill_evidence import run_evidence
 
-        run_evidence(a.out, replay, _skill, NO_OVERLAYS, parts, profiles=tuple(a.profiles.split(",")))
+        run_evidence(
+            a.out,
+            replay,
+            _skill,
+            NO_OVERLAYS,
+            parts,
+            profiles=tuple((a.profiles or "default,demo").split(",")),
+        )
     elif a.cmd == "proof":
-        proof(a.out, a.seeds, set(a.only.split(",")), {})
+        seed_list = tuple(int(x) for x in a.seed_list.split(",")) if a.seed_list else None
+        profiles = tuple((a.profiles or "default,demo,etf-lstm-mvo").split(","))
+        proof(a.out, a.seeds, set(a.only.split(",")), profiles, seed_list, f"-{a.tag}" if a.tag else "")
     render(a.out, REPO / "docs" / "SKILL.md")
     return 0
 

@@ -12,6 +12,7 @@ look-ahead forecast of known IC with its own seed; both are measured live by the
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +30,10 @@ EVIDENCE_WINDOWS = {
 GATE_CANDIDATES = (1.0, 2.0)
 GATE_PLACEBO_SEEDS = tuple(range(10))
 ORACLE_SEEDS = tuple(range(5))
-OVERLAY_SEEDS = tuple(range(3))
-GK_ORACLE_SEEDS = tuple(range(3))
-GK_PLACEBO_SEEDS = tuple(range(5))
+# seeds 0-1 (amended from 0-2 / 0-2 / 0-4 for time on the loaded machine, before any overlay or GK comparison)
+OVERLAY_SEEDS = tuple(range(2))
+GK_ORACLE_SEEDS = tuple(range(2))
+GK_PLACEBO_SEEDS = tuple(range(3))
 GK_LADDER = (0.0, 0.02, 0.05, 0.1, 0.2)
 ACTIVE = 10.0  # active risk aversion, chosen before on 2015-2019 (the grid table)
 ZERO_SKILL = {"skill.gate_t": 1e9}  # the zero-skill twin: the gate never opens, mu = pi at every decision
@@ -62,14 +64,17 @@ RULES = (
     "placebo TE.\n"
     "* **Rule O (risk overlays: drawdown stop to cash, VaR cuts)**, per profile, with rule G's gate: four "
     "configurations — none, drawdown stop only, VaR limit only, both (as shipped); turnover cap, no-trade band "
-    "and entry/exit as shipped in all four — each on placebo seeds 0–2 and oracle IC 0.05 seeds 0–2. A "
+    "and entry/exit as shipped in all four — each on placebo seeds 0–1 and oracle IC 0.05 seeds 0–1. A "
     "configuration with overlays qualifies when, against `none`, on BOTH the placebo mean and the oracle mean, "
     "it improves net Sharpe (> 0), or cuts max drawdown by ≥ 10 percentage points while costing ≤ 0.05 "
     "Sharpe. The skill-aware default gets the qualifying configuration with the best mean Sharpe (placebo and "
     "oracle means averaged); if none qualifies, no risk overlays. A dropped overlay stays available by setting.\n"
     "* **Grinold–Kahn** is measured beside Black–Litterman (default, overlays off, rule G's gate: oracle ladder "
-    "IC {0, 0.02, 0.05, 0.1, 0.2} × seeds 0–2, placebo seeds 0–4; the same seeds for both); no rule switches "
+    "IC {0, 0.02, 0.05, 0.1, 0.2} × seeds 0–1, placebo seeds 0–2; the same seeds for both); no rule switches "
     "the default to it.\n"
+    "* Amendment (compute only, before any overlay, demo or GK comparison was seen): rule O's seeds 0–2 → 0–1, "
+    "Grinold–Kahn's ladder seeds 0–2 → 0–1 and placebo seeds 0–4 → 0–2; replays took 1.5–3 minutes each "
+    "on the shared machine.\n"
 )
 
 
@@ -151,7 +156,9 @@ def decide_overlays(rows: list[dict[str, Any]], profile: str) -> dict[str, Any]:
         qual[name] = bool(ok)
     q = [n for n, ok in qual.items() if ok]
     chosen = (
-        max(q, key=lambda n: (stats[n]["placebo"]["sharpe"] + stats[n]["oracle"]["sharpe"]) / 2) if q else "none"
+        max(q, key=lambda n: (stats[n]["placebo"]["sharpe"] + stats[n]["oracle"]["sharpe"]) / 2)
+        if q
+        else "none"
     )
     return {"chosen": chosen, "configs": stats, "qualifies": qual}
 
@@ -237,31 +244,78 @@ def run_evidence(
         mine[:] = [x for x in mine if key(x["profile"], tuple(x["window"]), x["overrides"]) != k]
         mine.append(r)
         done[k] = r
-        print(json.dumps({k2: r.get(k2) for k2 in ("part", "profile", "kind", "config", "gate", "seed", "ic",
-                                                    "combine", "sharpe", "max_drawdown", "turnover", "te",
-                                                    "te_zero", "seconds")}), flush=True)
+        print(
+            json.dumps(
+                {
+                    k2: r.get(k2)
+                    for k2 in (
+                        "part",
+                        "profile",
+                        "kind",
+                        "config",
+                        "gate",
+                        "seed",
+                        "ic",
+                        "combine",
+                        "sharpe",
+                        "max_drawdown",
+                        "turnover",
+                        "te",
+                        "te_zero",
+                        "seconds",
+                    )
+                }
+            ),
+            flush=True,
+        )
         save()
         return d
 
     base = {"forecast.model": "none"}
     if "gate" in parts:
-        for g in GATE_CANDIDATES:
+        gates = tuple(float(x) for x in os.environ.get("SKILL_GATES", "").split(",") if x) or GATE_CANDIDATES
+        for g in gates:
             s = {**skill(ACTIVE, g), **base, **no_overlays}
             for seed in GATE_PLACEBO_SEEDS:
-                one("default", {**s, "forecast.placebo": seed}, f"gate-{g:g}-placebo-{seed}",
-                    part="gate", kind="placebo", gate=g, seed=seed)
+                one(
+                    "default",
+                    {**s, "forecast.placebo": seed},
+                    f"gate-{g:g}-placebo-{seed}",
+                    part="gate",
+                    kind="placebo",
+                    gate=g,
+                    seed=seed,
+                )
             for seed in ORACLE_SEEDS:
-                one("default", {**s, "forecast.oracle_ic": 0.05, "forecast.oracle_seed": seed},
-                    f"gate-{g:g}-oracle-{seed}", part="gate", kind="oracle", gate=g, seed=seed, ic=0.05)
+                one(
+                    "default",
+                    {**s, "forecast.oracle_ic": 0.05, "forecast.oracle_seed": seed},
+                    f"gate-{g:g}-oracle-{seed}",
+                    part="gate",
+                    kind="oracle",
+                    gate=g,
+                    seed=seed,
+                    ic=0.05,
+                )
         # the zero-skill twin of rule G's runs: what the allocation alone does to TE to 1/N without any forecast
-        twin = one("default", {**skill(ACTIVE, 1.0), **base, **no_overlays, "forecast.placebo": 0, **ZERO_SKILL},
-                   "gate-twin", part="twin", kind="twin", config="gate", gate=ZERO_SKILL["skill.gate_t"], seed=0)
+        twin = one(
+            "default",
+            {**skill(ACTIVE, 1.0), **base, **no_overlays, "forecast.placebo": 0, **ZERO_SKILL},
+            "gate-twin",
+            part="twin",
+            kind="twin",
+            config="gate",
+            gate=ZERO_SKILL["skill.gate_t"],
+            seed=0,
+        )
         for r in rows:
             if r["part"] == "gate" and r["kind"] == "placebo" and "te_zero" not in r:
                 d = out / "evidence" / "default" / r.get("tag", f"gate-{r['gate']:g}-placebo-{r['seed']}")
                 r["te_zero"] = te_to(d, twin)
                 mine[:] = [x for x in mine if x is not r] + [r]
         save()
+    if gate is None and os.environ.get("SKILL_AT_GATE"):  # measure ahead at a gate (the rule still decides)
+        gate = float(os.environ["SKILL_AT_GATE"])
     if gate is None:
         gate = decide_gate(rows)["chosen"]
     if gate is None:
@@ -270,26 +324,72 @@ def run_evidence(
         for profile in profiles:
             for ci, (name, cfg) in enumerate(OVERLAY_CONFIGS.items()):
                 s = {**skill(ACTIVE, gate), **base, **cfg}
-                twin = one(profile, {**s, "forecast.placebo": 0, **ZERO_SKILL}, f"ov{ci}-g{gate:g}-twin",
-                           part="twin", kind="twin", config=name, gate=gate, seed=0)
+                twin = one(
+                    profile,
+                    {**s, "forecast.placebo": 0, **ZERO_SKILL},
+                    f"ov{ci}-g{gate:g}-twin",
+                    part="twin",
+                    kind="twin",
+                    config=name,
+                    gate=gate,
+                    seed=0,
+                )
                 for seed in OVERLAY_SEEDS:
-                    one(profile, {**s, "forecast.placebo": seed}, f"ov{ci}-g{gate:g}-placebo-{seed}", twin,
-                        part="overlays", kind="placebo", config=name, gate=gate, seed=seed)
-                    one(profile, {**s, "forecast.oracle_ic": 0.05, "forecast.oracle_seed": seed},
-                        f"ov{ci}-g{gate:g}-oracle-{seed}", part="overlays", kind="oracle", config=name,
-                        gate=gate, seed=seed, ic=0.05)
-    if "gk" in parts:
-        for combine in ("black_litterman", "grinold_kahn"):
-            gk = {"skill.combine": combine} if combine != "black_litterman" else {}  # BL rows shared with rule G
-            s = {**skill(ACTIVE, gate), **base, **no_overlays, **gk}
-            for seed in GK_ORACLE_SEEDS:
-                for ic in GK_LADDER:
-                    one("default", {**s, "forecast.oracle_ic": ic, "forecast.oracle_seed": seed},
-                        f"gk-{combine}-g{gate:g}-oracle-{ic:g}-{seed}", part="gk", kind="oracle",
-                        combine=combine, gate=gate, seed=seed, ic=ic)
-            for seed in GK_PLACEBO_SEEDS:
-                one("default", {**s, "forecast.placebo": seed}, f"gk-{combine}-g{gate:g}-placebo-{seed}",
-                    part="gk", kind="placebo", combine=combine, gate=gate, seed=seed)
+                    one(
+                        profile,
+                        {**s, "forecast.placebo": seed},
+                        f"ov{ci}-g{gate:g}-placebo-{seed}",
+                        twin,
+                        part="overlays",
+                        kind="placebo",
+                        config=name,
+                        gate=gate,
+                        seed=seed,
+                    )
+                    one(
+                        profile,
+                        {**s, "forecast.oracle_ic": 0.05, "forecast.oracle_seed": seed},
+                        f"ov{ci}-g{gate:g}-oracle-{seed}",
+                        part="overlays",
+                        kind="oracle",
+                        config=name,
+                        gate=gate,
+                        seed=seed,
+                        ic=0.05,
+                    )
+    if "gk" in parts:  # seeds outer, Grinold-Kahn first: a partial run still compares both over the ladder
+        for seed in GK_ORACLE_SEEDS:
+            for ic in GK_LADDER:
+                for combine in ("grinold_kahn", "black_litterman"):
+                    gk = (
+                        {"skill.combine": combine} if combine != "black_litterman" else {}
+                    )  # BL rows: rule G's
+                    s = {**skill(ACTIVE, gate), **base, **no_overlays, **gk}
+                    one(
+                        "default",
+                        {**s, "forecast.oracle_ic": ic, "forecast.oracle_seed": seed},
+                        f"gk-{combine}-g{gate:g}-oracle-{ic:g}-{seed}",
+                        part="gk",
+                        kind="oracle",
+                        combine=combine,
+                        gate=gate,
+                        seed=seed,
+                        ic=ic,
+                    )
+        for seed in GK_PLACEBO_SEEDS:
+            for combine in ("grinold_kahn", "black_litterman"):
+                gk = {"skill.combine": combine} if combine != "black_litterman" else {}
+                s = {**skill(ACTIVE, gate), **base, **no_overlays, **gk}
+                one(
+                    "default",
+                    {**s, "forecast.placebo": seed},
+                    f"gk-{combine}-g{gate:g}-placebo-{seed}",
+                    part="gk",
+                    kind="placebo",
+                    combine=combine,
+                    gate=gate,
+                    seed=seed,
+                )
     return rows
 
 
@@ -371,7 +471,8 @@ def render_evidence(rows: list[dict[str, Any]], machine: str, generated: str) ->
             "",
         ]
     gk = [
-        r for r in rows
+        r
+        for r in rows
         if (r["part"] == "gk" or (r["part"] == "gate" and r["gate"] == g.get("chosen")))
         and r["seed"] in (GK_PLACEBO_SEEDS if r["kind"] == "placebo" else GK_ORACLE_SEEDS)
     ]
@@ -389,7 +490,10 @@ def render_evidence(rows: list[dict[str, Any]], machine: str, generated: str) ->
             cells = []
             for combine in ("black_litterman", "grinold_kahn"):
                 sel = [
-                    r for r in gk if r["kind"] == kind and (r.get("ic") or 0.0) == ic
+                    r
+                    for r in gk
+                    if r["kind"] == kind
+                    and (r.get("ic") or 0.0) == ic
                     and r.get("combine", "black_litterman") == combine
                 ]
                 seeds = len(sel)
