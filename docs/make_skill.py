@@ -230,14 +230,12 @@ def proof(
         for profile in [p for p in ("default", "demo") if p in profiles]:
             # the zero-skill twins: the same profile and overlays, the gate never open (mu = pi): what the noise
             # does through the skill machinery is the placebo's tracking error to its twin
-            twins = {
-                tag: out / "placebo" / f"{profile}-zero-skill-{tag}"
-                for tag, over in (("shipped", {}), ("nooverlays", NO_OVERLAYS))
-            }
-            for tag, over in (("shipped", {}), ("nooverlays", NO_OVERLAYS)):
-                if not (twins[tag] / "nav.csv").exists():
+            twin_over = {"shipped": {}, "nooverlays": NO_OVERLAYS}
+            twins = {tw: out / "placebo" / f"{profile}-zero-skill-{tw}" for tw in twin_over}
+            for tw, tw_over in twin_over.items():
+                if not (twins[tw] / "nav.csv").exists():
                     replay(
-                        profile, WINDOWS[profile], twins[tag], {"forecast.placebo": 0, **over, **ZERO_SKILL}
+                        profile, WINDOWS[profile], twins[tw], {"forecast.placebo": 0, **tw_over, **ZERO_SKILL}
                     )
             for seed in seed_range:
                 for path, over, twin in (
