@@ -218,9 +218,8 @@ def proof(
 ) -> None:
     """The 2020+ tables; ``tag`` names this process's files (placebo-TAG.json ...) so parts can run in parallel."""
     seed_range = seed_list if seed_list is not None else tuple(range(seeds))
-    gk_oracle_seeds = (
-        3  # Grinold-Kahn's ladder: seeds 0-2 (time on the shared machine); Black-Litterman's: all
-    )
+    # Grinold-Kahn (extra rows): ladder and placebo seeds 0-2, default only (time on the shared machine)
+    gk_oracle_seeds = gk_placebo_seeds = 3
     if "placebo" in only:
         from skill_evidence import ZERO_SKILL, te_to
 
@@ -232,8 +231,8 @@ def proof(
             # does through the skill machinery is the placebo's tracking error to its twin
             twin_over = {"shipped": {}, "nooverlays": NO_OVERLAYS}
             twins = {tw: out / "placebo" / f"{profile}-zero-skill-{tw}" for tw in twin_over}
-            for tw, tw_over in twin_over.items():
-                if not (twins[tw] / "nav.csv").exists():
+            for tw, tw_over in twin_over.items():  # one process runs them (seed 0's); others wait for them
+                if 0 in seed_range and not (twins[tw] / "nav.csv").exists():
                     replay(
                         profile, WINDOWS[profile], twins[tw], {"forecast.placebo": 0, **tw_over, **ZERO_SKILL}
                     )
@@ -248,7 +247,9 @@ def proof(
                         None,
                     ),
                 ):
-                    if (profile, path, seed) in done or (path.endswith("Kahn") and profile != "default"):
+                    if (profile, path, seed) in done or (
+                        path.endswith("Kahn") and (profile != "default" or seed >= gk_placebo_seeds)
+                    ):
                         continue
                     d = out / "placebo" / f"{profile}-{seed}-{path.split()[0].strip(',')}-{len(over)}"
                     if path.endswith("Kahn"):
@@ -256,6 +257,8 @@ def proof(
                     r = replay(profile, WINDOWS[profile], d, {"forecast.placebo": seed, **over})
                     r.update(kind="placebo", path=path, seed=seed)
                     if twin is not None:
+                        while not (twins[twin] / "metrics.json").exists():
+                            time.sleep(5)
                         r["te_zero"] = te_to(d, twins[twin])
                     rows.append(r)
                     print(
