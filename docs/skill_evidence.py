@@ -215,7 +215,9 @@ def run_evidence(
     """Measure the parts asked for; rows already in evidence.json (same profile, window, overrides) are kept."""
     # parts may run in parallel processes: each writes its own file, every file is read (a row measured twice is
     # kept once, the copy with the twin TE preferred)
-    path = out / f"evidence-{'-'.join(sorted(parts))}-{'-'.join(profiles)}.json"
+    path = (
+        out / f"evidence-{'-'.join(sorted(parts))}-{'-'.join(profiles)}{os.environ.get('SKILL_TAG', '')}.json"
+    )
     rows = load_rows(out)
     mine: list[dict[str, Any]] = json.loads(path.read_text())["rows"] if path.exists() else []
 
@@ -232,6 +234,8 @@ def run_evidence(
         window = EVIDENCE_WINDOWS[profile]
         d = out / "evidence" / profile / tag
         k = key(profile, window, over)
+        if k not in done:  # another process may have measured it since this one started
+            done.update({key(r["profile"], tuple(r["window"]), r["overrides"]): r for r in load_rows(out)})
         if k in done and (twin is None or "te_zero" in done[k]):
             return d
         r = replay(profile, window, d, over)
@@ -322,7 +326,10 @@ def run_evidence(
         return rows
     if "overlays" in parts:
         for profile in profiles:
+            only = [c for c in os.environ.get("SKILL_CONFIGS", "").split(",") if c]
             for ci, (name, cfg) in enumerate(OVERLAY_CONFIGS.items()):
+                if only and name not in only:
+                    continue
                 s = {**skill(ACTIVE, gate), **base, **cfg}
                 twin = one(
                     profile,
@@ -334,7 +341,8 @@ def run_evidence(
                     gate=gate,
                     seed=0,
                 )
-                for seed in OVERLAY_SEEDS:
+                seeds = [int(x) for x in os.environ.get("SKILL_SEEDS", "").split(",") if x] or OVERLAY_SEEDS
+                for seed in seeds:
                     one(
                         profile,
                         {**s, "forecast.placebo": seed},
