@@ -371,7 +371,8 @@ def render(out: Path, target: Path) -> None:
             "buy about +0.1 Sharpe with 12–20× the reference's turnover; the rule was then amended, before any "
             "2020+ run of tuned settings, with `oracle turnover ≤ 4× 1/N's` (the issue's budget for real "
             "models is 2×; a setting that trades 20× the reference on a modest-skill signal is fragile to "
-            "the cost assumption). Chosen: **active risk aversion 10, gate t 1** (delta 2.5 for pi, "
+            "the cost assumption). Chosen: **active risk aversion 10**, gate t 1 (the gate since re-decided by "
+            "rule G on 2006–2019, below) (delta 2.5 for pi, "
             "half-life 26 forecasts, min_live 20, tau 0.05, validation-error multiplier 2: set a priori, "
             "not tuned).",
             "",
@@ -480,7 +481,8 @@ def render(out: Path, target: Path) -> None:
     r = load("real")
     if r:
         lines += [
-            "## Real models with skill-aware allocation (run once; hyperparameters chosen on 2015–2019)",
+            "## Real models with skill-aware allocation (run once; every choice made before 2020: 2015–2019, "
+            "2006–2019)",
             "",
             f"Machine: {r['machine']}; generated {r['generated']}. Target: Sharpe ≥ 1/N − 0.05 and turnover "
             "≤ 2× 1/N's. 5 bps costs (2.5 bps for etf-lstm-mvo, its study's).",
@@ -510,7 +512,8 @@ def render(out: Path, target: Path) -> None:
             + ". The old max-Sharpe "
             "path on the same windows (issue 9's table, shipped models before this rebuild): default 0.52 / "
             "turnover 49.7, demo 0.57 / 41.9, etf-lstm-mvo 0.35 / 60.6. TE and turnover include the profiles' "
-            "risk overlays (drawdown stop to cash, VaR cuts), which trade away from any reference on their own.",
+            "VaR limit (rule O kept it and dropped the drawdown stop; etf-lstm-mvo also keeps its study's 5% "
+            "entry/exit), which trades away from the reference on its own.",
             "",
         ]
     target.write_text("\n".join(lines) + "\n")
