@@ -480,6 +480,12 @@ def render(out: Path, target: Path) -> None:
         ]
     r = load("real")
     if r:
+        order = ["default", "demo", "etf-lstm-mvo", "default, Grinold–Kahn"]
+        r["rows"].sort(
+            key=lambda x: (
+                order.index(x.get("label", x["profile"])) if x.get("label", x["profile"]) in order else 99
+            )
+        )
         lines += [
             "## Real models with skill-aware allocation (run once; every choice made before 2020: 2015–2019, "
             "2006–2019)",
