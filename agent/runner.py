@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 from agent.engine import EngineContext, decide, decision_without_timings
 
 if TYPE_CHECKING:
-    from agent.decision import Decision
+    import pandas as pd
+
+    from agent.decision import Decision, PortfolioState
     from agent.decisionlog import DecisionLog
-    from agent.ledger import Ledger
+    from agent.ledger import AdvanceResult, Ledger
     from agent.settings import Settings
 
-__all__ = ["SlotResult", "open_ledger", "run_slot"]
+__all__ = ["SlotResult", "commit_decision", "open_book", "open_ledger", "run_slot"]
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,6 @@ def run_slot(
     crash_hook: Any = None,
 ) -> SlotResult:
     """Run the slot for `asof` exactly once. `crash_hook(point)` lets crash tests kill the process mid-run."""
-    from agent.data.calendar import next_session
-
     settings = ctx.settings
     slot = slot or asof.isoformat()
     if ledger.has_run(slot):
@@ -81,24 +81,14 @@ def run_slot(
     _hook(crash_hook, "before_commit")
     t0 = time.perf_counter()
     with ledger.transaction():
-        advanced = ledger.advance(prices, upto=asof)
-        state = ledger.portfolio_state(asof)
-        last = ledger.last_run()
-        if last is not None and last.get("asof"):
-            state = dataclasses.replace(state, last_decision=dt.date.fromisoformat(str(last["asof"])[:10]))
+        advanced, state = open_book(ledger, prices, asof)
         t1 = time.perf_counter()
         decision = decide(asof, state, settings, ctx)
         t2 = time.perf_counter()
-        decision = _with_corporate_actions(decision, advanced.events)
-        exec_date = (
-            next_session(asof, settings.execution.lag_sessions, calendar=settings.schedule.calendar)
-            if decision.status == "rebalance"
-            else None
-        )
         timings = dict(decision.record.get("timings_ms") or {})
         if not keep_timings:
             decision = _strip_timings(decision)
-        ledger.record_decision(slot, decision, exec_date, started_at=started)
+        decision, exec_date = commit_decision(ledger, settings, slot, decision, advanced, started_at=started)
         _hook(crash_hook, "inside_commit")
     t3 = time.perf_counter()
     _hook(crash_hook, "after_commit")
@@ -109,6 +99,42 @@ def run_slot(
     return SlotResult(
         slot=slot, asof=asof, skipped=False, decision=decision, exec_date=exec_date, timings_ms=timings
     )
+
+
+def open_book(ledger: Ledger, prices: pd.DataFrame, asof: dt.date) -> tuple[AdvanceResult, PortfolioState]:
+    """The ledger's half of a slot before the decision (call inside the slot's transaction): execute due orders
+    and mark NAV up to `asof`, then the book the decision sees (with the previous decision's date)."""
+    advanced = ledger.advance(prices, upto=asof)
+    state = ledger.portfolio_state(asof)
+    last = ledger.last_run()
+    if last is not None and last.get("asof"):
+        state = dataclasses.replace(state, last_decision=dt.date.fromisoformat(str(last["asof"])[:10]))
+    return advanced, state
+
+
+def commit_decision(
+    ledger: Ledger,
+    settings: Settings,
+    slot: str,
+    decision: Decision,
+    advanced: AdvanceResult,
+    *,
+    started_at: str | None = None,
+    committed_at: str | None = None,
+) -> tuple[Decision, dt.date | None]:
+    """The ledger's half of a slot after the decision (inside the slot's transaction): the decision, with the
+    corporate actions the advance booked, its exec date and its pending orders go into the ledger.
+    Returns the decision as committed and its exec date (None unless it rebalances)."""
+    from agent.data.calendar import next_session
+
+    decision = _with_corporate_actions(decision, advanced.events)
+    exec_date = (
+        next_session(decision.asof, settings.execution.lag_sessions, calendar=settings.schedule.calendar)
+        if decision.status == "rebalance"
+        else None
+    )
+    ledger.record_decision(slot, decision, exec_date, started_at=started_at, committed_at=committed_at)
+    return decision, exec_date
 
 
 def _with_corporate_actions(decision: Decision, events: tuple[dict[str, Any], ...]) -> Decision:
