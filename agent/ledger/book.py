@@ -74,7 +74,8 @@ class LedgerBook(LedgerActions):
     def _columns(self, prices: pd.DataFrame) -> Any:
         cols = prices.columns
         cached = self._col_cache
-        if cached is not None and cached[0] is cols:
+        # every slot's price snapshot is a new frame with an equal column index: compare (µs), not rebuild (ms)
+        if cached is not None and (cached[0] is cols or cached[0].equals(cols)):
             return cached[1]
         import pandas as pd
 
@@ -87,9 +88,13 @@ class LedgerBook(LedgerActions):
 
         c = self._conn
         index = prices.index
-        if not index.is_monotonic_increasing or not index.is_unique:
-            raise LedgerError("price index must be sorted and unique")
         vals = index.values
+        if vals.dtype.kind == "M":
+            # strictly increasing = sorted and unique (NaT compares False: refused too)
+            if vals.size > 1 and not bool((vals[1:] > vals[:-1]).all()):
+                raise LedgerError("price index must be sorted and unique")
+        elif not index.is_monotonic_increasing or not index.is_unique:
+            raise LedgerError("price index must be sorted and unique")
         if vals.size == 0:
             return AdvanceResult()
         if vals.dtype.kind != "M":  # dates as strings or objects: normalize once
@@ -113,17 +118,16 @@ class LedgerBook(LedgerActions):
         if last_marked is not None and upto.isoformat() < last_marked:
             return AdvanceResult()
         actions: list[tuple[Any, ...]] = []
-        if last_marked is not None and STATE_LAST_PRICES in state:
+        arr = prices.to_numpy(dtype=float, copy=False)
+        colidx = self._columns(prices)
+        last_prices = json.loads(state[STATE_LAST_PRICES]) if STATE_LAST_PRICES in state else None
+        if last_marked is not None and last_prices is not None:
             # a vendor re-adjustment (split, dividend) rescaled this ticker's history: rebase its shares first
             seed_after, actions = self._rebase_readjusted(
-                prices.to_numpy(dtype=float, copy=False),
-                self._columns(prices),
-                pos(last_marked, "right"),
-                last_marked,
-                json.loads(state[STATE_LAST_PRICES]),
+                arr, colidx, pos(last_marked, "right"), last_marked, last_prices
             )
             if seed_after is not None:
-                state[STATE_LAST_PRICES] = json.dumps(seed_after)
+                last_prices = seed_after
         lo = hi - 1 if last_marked is None else pos(last_marked, "right")
         # due orders, grouped by run, in exec order
         groups: list[tuple[int, int, str, np.ndarray]] = []  # (row, run_id, exec_date, weights)
@@ -163,8 +167,6 @@ class LedgerBook(LedgerActions):
             return AdvanceResult(events=event_dicts(actions))
 
         n = len(self.tickers)
-        colidx = self._columns(prices)
-        arr = prices.to_numpy(dtype=float, copy=False)
         raw = np.full((hi - lo, n), np.nan)
         present = colidx >= 0
         if present.all():
@@ -172,10 +174,8 @@ class LedgerBook(LedgerActions):
         elif present.any():
             raw[:, present] = arr[lo:hi][:, colidx[present]]
         # seed for the forward fill: the last close known at the previous mark
-        if STATE_LAST_PRICES in state:
-            seed = np.array(
-                [np.nan if v is None else v for v in json.loads(state[STATE_LAST_PRICES])], dtype=float
-            )
+        if last_prices is not None:
+            seed = np.array([np.nan if v is None else v for v in last_prices], dtype=float)
         else:
             seed = last_valid(arr, colidx, lo, n)
         missing = np.isnan(raw)
@@ -192,7 +192,7 @@ class LedgerBook(LedgerActions):
             "SELECT peak_nav FROM nav WHERE date < ? ORDER BY date DESC LIMIT 1", (dates[0],)
         ).fetchone()
         peak = float(row[0]) if row else -math.inf
-        px0 = np.nan_to_num(px, nan=0.0)
+        px0 = px if np.isfinite(px).all() else np.nan_to_num(px, nan=0.0)
 
         nav_rows: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []

@@ -6,9 +6,10 @@ without it the benchmark says so in one line and exits 0).
 1. The default profile's weekly 2020–2024 replay runs once (``run_backtest``, sector ETF file). Every slot's
    committed decision is kept, with the replay's own ledger stage time (``ledger_ms``).
 2. OURS: the same decisions are committed again into a fresh replay ledger (``durable=False``, as the backtest
-   opens it) through the backtest's own ledger path, :func:`agent.runner.open_book` and
-   :func:`agent.runner.commit_decision` in one transaction per slot, then the final advance: the ledger stage
-   alone, without the engine. Timed like ``run_slot`` times its ``ledger`` stage (the price snapshot is the data
+   opens it) through the backtest's own ledger path: :func:`agent.runner.open_book` and
+   :func:`agent.runner.commit_decision` in one transaction per slot, batched into commits by
+   :func:`agent.runner.replay_in_batches` as the backtest does, then the final advance: the ledger stage alone,
+   without the engine. Timed like ``run_slot`` times its ``ledger`` stage (the price snapshot is the data
    stage and is outside). The replayed ledger's tables must equal the backtest's (wall-clock columns aside).
 3. BT: bt 1.4.1 simulates the same executions: on every fill session ``WeighTarget`` + ``Rebalance`` to the
    weights our book held right after that fill (shares × close / NAV), on the same closes, fractional shares,
@@ -80,32 +81,38 @@ def backtest_once(prices: Any, out: Path) -> dict[str, Any]:
 
 
 def replay_ledger(bt_run: dict[str, Any], path: Path) -> float:
-    """OUR ledger stage on the recorded decisions: seconds, timed as run_slot times its ``ledger`` stage."""
+    """OUR ledger stage on the recorded decisions: seconds, timed as the backtest times its ``ledger`` stage
+    (each slot's advance + commit, plus the batches' BEGIN/COMMIT), plus the final advance."""
     import pandas as pd
 
-    from agent.runner import commit_decision, open_book, open_ledger
+    from agent.runner import commit_decision, open_book, open_ledger, replay_in_batches
 
     settings, store = bt_run["settings"], bt_run["store"]
     tickers = list(settings.universe.tickers)
     start = pd.Timestamp(bt_run["start"])
     ledger = open_ledger(path, settings, durable=False)
-    total = 0.0
+    slots_s = 0.0
+
+    def step(item: tuple[dt.date, str, Any]) -> None:
+        nonlocal slots_s
+        asof, slot, decision = item
+        prices = store.snapshot(asof, tickers=tickers).loc[start:]  # the data stage, as in run_slot
+        t0 = time.perf_counter()
+        with ledger.transaction():
+            advanced, _state = open_book(ledger, prices, asof)
+            commit_decision(ledger, settings, slot, decision, advanced)
+        slots_s += time.perf_counter() - t0
+
     try:
-        for asof, slot, decision in bt_run["slots"]:
-            prices = store.snapshot(asof, tickers=tickers).loc[start:]
-            t0 = time.perf_counter()
-            with ledger.transaction():
-                advanced, _state = open_book(ledger, prices, asof)
-                commit_decision(ledger, settings, slot, decision, advanced)
-            total += time.perf_counter() - t0
+        commits_s = replay_in_batches(ledger, bt_run["slots"], step)
         frame = store.snapshot(bt_run["end"], tickers=tickers).loc[start:]
         t0 = time.perf_counter()
         with ledger.transaction():
             ledger.advance(frame, upto=bt_run["end"])
-        total += time.perf_counter() - t0
+        final_s = time.perf_counter() - t0
     finally:
         ledger.close()
-    return total
+    return slots_s + commits_s + final_s
 
 
 def ledger_tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
