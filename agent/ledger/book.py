@@ -194,7 +194,8 @@ class LedgerBook(LedgerActions):
         peak = float(row[0]) if row else -math.inf
         px0 = px if np.isfinite(px).all() else np.nan_to_num(px, nan=0.0)
 
-        nav_rows: list[tuple[Any, ...]] = []
+        held_rows = np.empty((hi - lo, n))  # the shares and cash each session is marked with
+        cash_rows = [0.0] * (hi - lo)
         events: list[tuple[Any, ...]] = []
         ffilled: list[tuple[dt.date, str]] = []
         executed: list[int] = []
@@ -204,7 +205,8 @@ class LedgerBook(LedgerActions):
         for e_abs, run_id, ex, w in [*groups, (hi, -1, "", None)]:
             e = e_abs - lo
             if e > start:
-                peak = self._mark_block(px0[start:e], dates[start:e], shares, cash, peak, nav_rows)
+                held_rows[start:e] = shares
+                cash_rows[start:e] = [cash] * (e - start)
                 if missing[start:e].any():
                     self._noteffill(missing[start:e], dates[start:e], px[start:e], shares, events, ffilled)
             if w is None:
@@ -217,8 +219,10 @@ class LedgerBook(LedgerActions):
             executed.append(run_id)
             n_fills += nf
             total_cost += cost
-            peak = self._mark_block(px0[e : e + 1], dates[e : e + 1], shares, cash, peak, nav_rows)
+            held_rows[e] = shares
+            cash_rows[e] = cash
             start = e + 1
+        nav_rows = self._mark(px0, dates, held_rows, cash_rows, peak)
 
         c.executemany(
             "INSERT OR REPLACE INTO nav (date, nav, cash, invested, peak_nav, drawdown) VALUES (?, ?, ?, ?, ?, ?)",
@@ -248,36 +252,33 @@ class LedgerBook(LedgerActions):
         )
 
     @staticmethod
-    def _mark_block(
-        px0: np.ndarray,
-        dates: list[str],
-        shares: np.ndarray,
-        cash: float,
-        peak: float,
-        out: list[tuple[Any, ...]],
-    ) -> float:
-        """NAV for a block of sessions with constant shares and cash: one vectorized pass, no per-row Python math."""
+    def _mark(
+        px0: np.ndarray, dates: list[str], shares: np.ndarray, cash: list[float], peak: float
+    ) -> list[tuple[Any, ...]]:
+        """NAV rows for the sessions of one advance, each marked with its own shares (a row per session) and
+        cash: one vectorized pass, no per-row Python math. `peak`: the peak NAV before the first session."""
         import numpy as np
 
         invested = np.round((px0 * shares).sum(axis=1), DECIMALS) + 0.0
-        nav = np.round(cash + invested, DECIMALS) + 0.0
+        nav = np.round(np.array(cash) + invested, DECIMALS) + 0.0
         peaks = np.maximum.accumulate(np.concatenate(([peak], nav)))[1:]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dd = np.where(peaks > 0, nav / peaks - 1.0, 0.0)
+        if bool((peaks > 0).all()):
+            dd = nav / peaks - 1.0
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dd = np.where(peaks > 0, nav / peaks - 1.0, 0.0)
         dd = np.round(np.minimum(dd, 0.0), DECIMALS) + 0.0
-        cash_r = r10(cash)
-        out.extend(
+        return list(
             zip(
                 dates,
                 nav.tolist(),
-                [cash_r] * len(dates),
+                [r10(c) for c in cash],
                 invested.tolist(),
                 peaks.tolist(),
                 dd.tolist(),
                 strict=True,
             )
         )
-        return float(peaks[-1])
 
     def _noteffill(
         self,

@@ -101,8 +101,15 @@ class LedgerReads:
 
         c = self._conn
         asof_d = to_date(asof) if asof is not None else None
-        lm = self.last_marked
-        stop_raw = self.get_state(STATE_STOP)
+        state = dict(
+            c.execute(
+                "SELECT key, json FROM state WHERE key IN (?, ?, ?)",
+                (STATE_LAST_MARKED, STATE_LAST_PRICES, STATE_STOP),
+            ).fetchall()
+        )
+        lm_raw = json.loads(state[STATE_LAST_MARKED]) if STATE_LAST_MARKED in state else None
+        lm = dt.date.fromisoformat(lm_raw) if lm_raw else None
+        stop_raw = json.loads(state[STATE_STOP]) if STATE_STOP in state else None
         stop = StopState.from_dict(stop_raw) if stop_raw else StopState(peak_nav=self.initial_capital)
         if lm is None:
             base = PortfolioState.initial(self.tickers, self.initial_capital)
@@ -119,19 +126,19 @@ class LedgerReads:
                 f"the book is marked to {lm}, after asof {asof_d}: cannot describe an earlier state"
             )
         nav, peak = c.execute("SELECT nav, peak_nav FROM nav WHERE date = ?", (lm.isoformat(),)).fetchone()
-        px = np.array([np.nan if v is None else v for v in self.get_state(STATE_LAST_PRICES)], dtype=float)
+        px = np.array(
+            [np.nan if v is None else v for v in json.loads(state.get(STATE_LAST_PRICES) or "null")], dtype=float
+        )
         shares = self._shares()
-        values = np.where(shares != 0, shares * np.nan_to_num(px), 0.0)
+        values = np.where(shares != 0, shares * (px if np.isfinite(px).all() else np.nan_to_num(px)), 0.0)
         weights = np.round(values / nav, DECIMALS) + 0.0 if nav > 0 else np.zeros(len(self.tickers))
-        last_reb = c.execute("SELECT MAX(exec_date) FROM executions").fetchone()[0]
-        since = 0
-        if last_reb is not None:
-            since = int(
-                c.execute(
-                    "SELECT COUNT(*) FROM nav WHERE date > ? AND date <= ?",
-                    (last_reb, (asof_d or lm).isoformat()),
-                ).fetchone()[0]
-            )
+        # the last execution and the sessions marked since it (none executed yet: 0), in one query
+        last_reb, since = c.execute(
+            "SELECT e.d, (SELECT COUNT(*) FROM nav WHERE date > e.d AND date <= ?)"
+            " FROM (SELECT MAX(exec_date) AS d FROM executions) AS e",
+            ((asof_d or lm).isoformat(),),
+        ).fetchone()
+        since = int(since or 0)
         return PortfolioState(
             asof=asof_d or lm,
             tickers=self.tickers,
