@@ -206,6 +206,7 @@ def run_backtest(
     from agent.data.calendar import schedule
     from agent.decisionlog import DecisionLog
     from agent.engine import EngineContext, check_models
+    from agent import runner
     from agent.runner import open_ledger, replay_in_batches, run_slot
 
     t_all = time.perf_counter()
@@ -271,7 +272,7 @@ def run_backtest(
         weights_rows.append({"date": asof.isoformat(), **dec.targets_dict()})
 
     # one commit per REPLAY_COMMIT_EVERY slots (the replay's durability setting; each slot still all-or-nothing)
-    commits_s = replay_in_batches(ledger, bar, step)
+    commits_s = replay_in_batches(ledger, bar, step, every=runner.REPLAY_COMMIT_EVERY)
     stage_ms["ledger"] = stage_ms.get("ledger", 0.0) + commits_s * 1e3
     with ledger.transaction():
         ledger.advance(frame.loc[pd.Timestamp(start) : pd.Timestamp(end), list(tickers)], upto=end)
