@@ -16,7 +16,7 @@ without it the benchmark says so in one line and exits 0).
    commission 5 bps of |notional| (the profile's ``cost_bps``), the same capital; timed from building the
    ``bt.Backtest`` to the end of ``bt.run`` (the bt import is outside). bt's NAV is compared with our ledger's.
 4. Both are timed alternately ``--runs`` times in this process; the medians, their ratio (ours / bt) and the
-   median of the paired ratios are printed and written.
+   median of the paired ratios are printed and written, with one instrumented pass's breakdown of our stage.
 """
 
 from __future__ import annotations
@@ -115,6 +115,59 @@ def replay_ledger(bt_run: dict[str, Any], path: Path) -> float:
     return slots_s + commits_s + final_s
 
 
+def ledger_parts(bt_run: dict[str, Any], path: Path) -> dict[str, float]:
+    """Where our ledger stage goes (ms), from one instrumented pass of the same loop: the advance, the book read
+    for the decision (``open_book`` minus its advance), the commit of the decision and its orders (of which the
+    record's canonical JSON, timed on its own), the batches' BEGIN/COMMIT and the final advance."""
+    import pandas as pd
+
+    from agent.decision import canonical_json
+    from agent.runner import commit_decision, open_ledger, replay_in_batches
+
+    settings, store = bt_run["settings"], bt_run["store"]
+    tickers = list(settings.universe.tickers)
+    start = pd.Timestamp(bt_run["start"])
+    ledger = open_ledger(path, settings, durable=False)
+    parts = dict.fromkeys(("advance", "book_read", "commit_decision", "batch_commits", "final_advance"), 0.0)
+    pc = time.perf_counter
+
+    def step(item: tuple[dt.date, str, Any]) -> None:
+        asof, slot, decision = item
+        prices = store.snapshot(asof, tickers=tickers).loc[start:]
+        with ledger.transaction():
+            t0 = pc()
+            advanced = ledger.advance(prices, upto=asof)
+            t1 = pc()
+            ledger.portfolio_state(asof)
+            ledger.last_run()
+            t2 = pc()
+            commit_decision(ledger, settings, slot, decision, advanced)
+            t3 = pc()
+        parts["advance"] += t1 - t0
+        parts["book_read"] += t2 - t1
+        parts["commit_decision"] += t3 - t2
+
+    try:
+        parts["batch_commits"] = replay_in_batches(ledger, bt_run["slots"], step)
+        frame = store.snapshot(bt_run["end"], tickers=tickers).loc[start:]
+        t0 = pc()
+        with ledger.transaction():
+            ledger.advance(frame, upto=bt_run["end"])
+        parts["final_advance"] = pc() - t0
+    finally:
+        ledger.close()
+    t0 = pc()
+    for _asof, _slot, decision in bt_run["slots"]:
+        canonical_json(decision.record)
+    json_ms = (pc() - t0) * 1e3
+    out = {k: v * 1e3 for k, v in parts.items()}
+    return {
+        **dict(list(out.items())[:3]),
+        "(of which the records' canonical JSON)": json_ms,
+        **dict(list(out.items())[3:]),
+    }
+
+
 def ledger_tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every table of a ledger file, rows in key order, wall-clock columns blanked."""
     c = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -182,6 +235,8 @@ def run(n_runs: int) -> dict[str, Any]:
         return {"skipped": "bt is not installed (pip install -e .[bench]): the bt comparison was not run"}
     import numpy as np
 
+    from agent.runner import REPLAY_COMMIT_EVERY
+
     prices = _prices()
     work = Path(tempfile.mkdtemp(prefix="bench_ledger_"))
     try:
@@ -207,6 +262,7 @@ def run(n_runs: int) -> dict[str, Any]:
             theirs.append(secs)
             shutil.rmtree(p.parent)
         assert bt_nav is not None
+        parts = ledger_parts(first, work / "parts" / "ledger.sqlite")
         b = bt_nav.reindex(nav.index)
         rel = (nav / capital - b / capital).abs()
         med_o, med_b = statistics.median(ours), statistics.median(theirs)
@@ -225,6 +281,8 @@ def run(n_runs: int) -> dict[str, Any]:
             "bt_median_s": med_b,
             "ratio_ours_over_bt": med_o / med_b,
             "paired_ratio_median": statistics.median(o / t for o, t in zip(ours, theirs, strict=True)),
+            "ours_parts_ms": {k: round(v, 1) for k, v in parts.items()},
+            "commit_every": REPLAY_COMMIT_EVERY,
             "nav_max_abs_diff": float(np.nanmax(rel.to_numpy())),
             "nav_final_ours": float(nav.iloc[-1] / capital),
             "nav_final_bt": float(b.iloc[-1] / capital),
