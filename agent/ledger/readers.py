@@ -148,14 +148,26 @@ class LedgerReads:
             stop=stop,
             last_rebalance=dt.date.fromisoformat(last_reb) if last_reb else None,
             sessions_since_rebalance=since,
-            peak_since_reset=self._peak_since_reset(stop, asof_d or lm),
+            peak_since_reset=self._peak_since_reset(stop, asof_d or lm, (lm.isoformat(), float(peak))),
         )
 
-    def _peak_since_reset(self, stop: StopState, upto: dt.date) -> float | None:
-        """The daily peak NAV from the drawdown stop's last re-entry (its transition 'YYYY-MM-DD:…->reentered')."""
+    def _peak_since_reset(
+        self, stop: StopState, upto: dt.date, last: tuple[str, float] | None = None
+    ) -> float | None:
+        """The daily peak NAV from the drawdown stop's last re-entry (its transition 'YYYY-MM-DD:…->reentered').
+
+        `last`: (the last marked session, its running peak), with `upto` on or after it. The running peak is the
+        maximum NAV of every session so far (``peak_nav``), so when it rose above the peak before the re-entry
+        it is the peak since the re-entry: two indexed lookups instead of a scan of every session since."""
         resets = [t.split(":", 1)[0] for t in stop.transitions if "->reentered" in t]
         if not resets:
             return None
+        if last is not None and resets[-1] <= last[0] and upto.isoformat() >= last[0]:
+            row = self._conn.execute(
+                "SELECT peak_nav FROM nav WHERE date < ? ORDER BY date DESC LIMIT 1", (resets[-1],)
+            ).fetchone()
+            if row is None or last[1] > float(row[0]):
+                return last[1]
         row = self._conn.execute(
             "SELECT MAX(nav) FROM nav WHERE date >= ? AND date <= ?", (resets[-1], upto.isoformat())
         ).fetchone()
