@@ -252,13 +252,19 @@ def run(n_runs: int) -> dict[str, Any]:
         capital = float(settings.execution.initial_capital)
         ours: list[float] = []
         theirs: list[float] = []
+        ours_cpu: list[float] = []  # process CPU time: less sensitive to a busy machine than the wall clock
+        theirs_cpu: list[float] = []
         same = True
         bt_nav = None
         for i in range(n_runs):
             p = work / f"replay{i}" / "ledger.sqlite"
+            c0 = time.process_time()
             ours.append(replay_ledger(first, p))
+            ours_cpu.append(time.process_time() - c0)
             same = same and ledger_tables(p) == ref
+            c0 = time.process_time()
             secs, bt_nav = run_bt(bt, closes, weights, capital, settings.execution.cost_bps)
+            theirs_cpu.append(time.process_time() - c0)
             theirs.append(secs)
             shutil.rmtree(p.parent)
         assert bt_nav is not None
@@ -281,6 +287,10 @@ def run(n_runs: int) -> dict[str, Any]:
             "bt_median_s": med_b,
             "ratio_ours_over_bt": med_o / med_b,
             "paired_ratio_median": statistics.median(o / t for o, t in zip(ours, theirs, strict=True)),
+            "cpu_note": "ours_cpu_s covers the whole replay call (ledger open/close and price slicing too)",
+            "ours_cpu_s": ours_cpu,
+            "bt_cpu_s": theirs_cpu,
+            "cpu_ratio_ours_over_bt": statistics.median(ours_cpu) / statistics.median(theirs_cpu),
             "ours_parts_ms": {k: round(v, 1) for k, v in parts.items()},
             "commit_every": REPLAY_COMMIT_EVERY,
             "nav_max_abs_diff": float(np.nanmax(rel.to_numpy())),
@@ -299,6 +309,8 @@ if __name__ == "__main__":
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
+    if not (DATA / "sector_etfs_daily.csv").exists():
+        sys.exit(f"bench_ledger: no sector_etfs_daily.csv in {DATA} (set AGENT_SHARED_DATA)")
     out = run(a.runs)
     if "skipped" in out:
         print(f"bench_ledger: skipped: {out['skipped']}")
@@ -306,7 +318,8 @@ if __name__ == "__main__":
         print(
             f"ledger stage, {out['executions']} executions / {out['decisions']} decisions: ours "
             f"{out['ours_median_s'] * 1e3:.0f} ms, bt {out['bt_median_s'] * 1e3:.0f} ms, ratio "
-            f"{out['ratio_ours_over_bt']:.2f}x (paired {out['paired_ratio_median']:.2f}x); NAV max |diff| "
+            f"{out['ratio_ours_over_bt']:.2f}x (paired {out['paired_ratio_median']:.2f}x, CPU time "
+            f"{out['cpu_ratio_ours_over_bt']:.2f}x); NAV max |diff| "
             f"{out['nav_max_abs_diff']:.1e}; tables equal to the backtest's: {out['ledger_tables_equal_to_backtest']}"
         )
         print(json.dumps(out, indent=2))

@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,15 @@ def render(d: Path, note: str) -> str:
             f"| bt: Backtest + run | {ledger['bt_median_s'] * 1e3:.0f} ms | "
             f"{', '.join(f'{x * 1e3:.0f}' for x in ledger['bt_s'])} |"
         )
+        if "ours_cpu_s" in ledger:
+            w(
+                f"| ours: process CPU time of the replay call | {statistics.median(ledger['ours_cpu_s']) * 1e3:.0f} ms | "
+                f"{', '.join(f'{x * 1e3:.0f}' for x in ledger['ours_cpu_s'])} |"
+            )
+            w(
+                f"| bt: process CPU time | {statistics.median(ledger['bt_cpu_s']) * 1e3:.0f} ms | "
+                f"{', '.join(f'{x * 1e3:.0f}' for x in ledger['bt_cpu_s'])} |"
+            )
         parts = ledger.get("ours_parts_ms") or {}
         if parts:
             w(
@@ -200,7 +210,9 @@ def render(d: Path, note: str) -> str:
             )
         w(
             f"\nRatio ours / bt **{ledger['ratio_ours_over_bt']:.2f}×** (median of the paired ratios "
-            f"{ledger['paired_ratio_median']:.2f}×). NAV max abs difference (per unit of capital) "
+            f"{ledger['paired_ratio_median']:.2f}×"
+            + (f"; in CPU time {ledger['cpu_ratio_ours_over_bt']:.2f}×" if "cpu_ratio_ours_over_bt" in ledger else "")
+            + f"). NAV max abs difference (per unit of capital) "
             f"{ledger['nav_max_abs_diff']:.1e}; the replayed ledger's tables equal the backtest's: "
             f"{ledger['ledger_tables_equal_to_backtest']}. Our stage also commits each decision's hash-chained "
             "record (canonical JSON, ~13 kB), which bt has no counterpart for.\n"
