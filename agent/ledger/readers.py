@@ -77,8 +77,9 @@ class LedgerReads:
 
     def runs(self, *, after: int = 0, with_decision: bool = False) -> list[dict[str, Any]]:
         """Committed runs in order (run_id = decision-log seq), optionally only those with run_id > after."""
+        cols = _RUN_COLS if with_decision else _RUN_COLS_NO_RECORD
         rows = self._conn.execute(
-            f"SELECT {_RUN_COLS} FROM runs WHERE run_id > ? ORDER BY run_id", (int(after),)
+            f"SELECT {cols} FROM runs WHERE run_id > ? ORDER BY run_id", (int(after),)
         ).fetchall()
         return [_run_dict(r, with_decision=with_decision) for r in rows]
 
@@ -86,7 +87,9 @@ class LedgerReads:
         return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     def last_run(self) -> dict[str, Any] | None:
-        row = self._conn.execute(f"SELECT {_RUN_COLS} FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
+        row = self._conn.execute(
+            f"SELECT {_RUN_COLS_NO_RECORD} FROM runs ORDER BY run_id DESC LIMIT 1"
+        ).fetchone()
         return None if row is None else _run_dict(row, with_decision=False)
 
     # ------------------------------------------------------------------ the book
@@ -318,6 +321,8 @@ _RUN_COLS = (
     "run_id, profile, slot, asof, status, reason, exec_date, started_at, committed_at, agent_version, record_hash,"
     " decision_json"
 )
+# the same columns without reading the ~13 kB record (a NULL in its place, dropped by _run_dict)
+_RUN_COLS_NO_RECORD = _RUN_COLS.replace("decision_json", "NULL")
 _RUN_KEYS = (
     "run_id",
     "profile",
