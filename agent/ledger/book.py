@@ -268,11 +268,12 @@ class LedgerBook(LedgerActions):
             with np.errstate(divide="ignore", invalid="ignore"):
                 dd = np.where(peaks > 0, nav / peaks - 1.0, 0.0)
         dd = np.round(np.minimum(dd, 0.0), DECIMALS) + 0.0
+        rounded = {c: r10(c) for c in set(cash)}  # cash is constant between fills: round each value once
         return list(
             zip(
                 dates,
                 nav.tolist(),
-                [r10(c) for c in cash],
+                [rounded[c] for c in cash],
                 invested.tolist(),
                 peaks.tolist(),
                 dd.tolist(),
