@@ -202,11 +202,11 @@ def run_backtest(
 ) -> BacktestResult:
     import pandas as pd
 
+    from agent import runner
     from agent.atomic import atomic_write_text
     from agent.data.calendar import schedule
     from agent.decisionlog import DecisionLog
     from agent.engine import EngineContext, check_models
-    from agent import runner
     from agent.runner import open_ledger, replay_in_batches, run_slot
 
     t_all = time.perf_counter()

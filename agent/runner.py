@@ -99,7 +99,9 @@ def run_slot(
         timings = dict(decision.record.get("timings_ms") or {})
         if not keep_timings:
             decision = _strip_timings(decision)
-        decision, exec_date = commit_decision(ledger, settings, slot, decision, advanced, started_at=started)
+        decision, exec_date = commit_decision(
+            ledger, settings, slot, asof, decision, advanced, started_at=started
+        )
         _hook(crash_hook, "inside_commit")
     t3 = time.perf_counter()
     _hook(crash_hook, "after_commit")
@@ -127,6 +129,7 @@ def commit_decision(
     ledger: Ledger,
     settings: Settings,
     slot: str,
+    asof: dt.date,
     decision: Decision,
     advanced: AdvanceResult,
     *,
@@ -134,13 +137,14 @@ def commit_decision(
     committed_at: str | None = None,
 ) -> tuple[Decision, dt.date | None]:
     """The ledger's half of a slot after the decision (inside the slot's transaction): the decision, with the
-    corporate actions the advance booked, its exec date and its pending orders go into the ledger.
+    corporate actions the advance booked, its exec date (`lag_sessions` after the slot's `asof`) and its pending
+    orders go into the ledger.
     Returns the decision as committed and its exec date (None unless it rebalances)."""
     from agent.data.calendar import next_session
 
     decision = _with_corporate_actions(decision, advanced.events)
     exec_date = (
-        next_session(decision.asof, settings.execution.lag_sessions, calendar=settings.schedule.calendar)
+        next_session(asof, settings.execution.lag_sessions, calendar=settings.schedule.calendar)
         if decision.status == "rebalance"
         else None
     )

@@ -100,7 +100,7 @@ def replay_ledger(bt_run: dict[str, Any], path: Path) -> float:
         t0 = time.perf_counter()
         with ledger.transaction():
             advanced, _state = open_book(ledger, prices, asof)
-            commit_decision(ledger, settings, slot, decision, advanced)
+            commit_decision(ledger, settings, slot, asof, decision, advanced)
         slots_s += time.perf_counter() - t0
 
     try:
@@ -141,7 +141,7 @@ def ledger_parts(bt_run: dict[str, Any], path: Path) -> dict[str, float]:
             ledger.portfolio_state(asof)
             ledger.last_run()
             t2 = pc()
-            commit_decision(ledger, settings, slot, decision, advanced)
+            commit_decision(ledger, settings, slot, asof, decision, advanced)
             t3 = pc()
         parts["advance"] += t1 - t0
         parts["book_read"] += t2 - t1
