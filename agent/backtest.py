@@ -202,11 +202,12 @@ def run_backtest(
 ) -> BacktestResult:
     import pandas as pd
 
+    from agent import runner
     from agent.atomic import atomic_write_text
     from agent.data.calendar import schedule
     from agent.decisionlog import DecisionLog
     from agent.engine import EngineContext, check_models
-    from agent.runner import open_ledger, run_slot
+    from agent.runner import open_ledger, replay_in_batches, run_slot
 
     t_all = time.perf_counter()
     tickers = settings.universe.tickers
@@ -266,7 +267,8 @@ def run_backtest(
     weights_rows = []
     t_replay = time.perf_counter()
     bar = _progress(dates, progress, settings.profile)
-    for ts in bar:
+
+    def step(ts: pd.Timestamp) -> None:
         asof = ts.date()
         res = run_slot(ledger, ctx, asof, mark_from=start, keep_timings=False)
         dec = res.decision
@@ -274,6 +276,10 @@ def run_backtest(
         for k, v in (res.timings_ms or {}).items():
             stage_ms[k] = stage_ms.get(k, 0.0) + v
         weights_rows.append({"date": asof.isoformat(), **dec.targets_dict()})
+
+    # one commit per REPLAY_COMMIT_EVERY slots (the replay's durability setting; each slot still all-or-nothing)
+    commits_s = replay_in_batches(ledger, bar, step, every=runner.REPLAY_COMMIT_EVERY)
+    stage_ms["ledger"] = stage_ms.get("ledger", 0.0) + commits_s * 1e3
     with ledger.transaction():
         ledger.advance(frame.loc[pd.Timestamp(start) : pd.Timestamp(end), list(tickers)], upto=end)
     t_log = time.perf_counter()

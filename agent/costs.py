@@ -17,6 +17,7 @@ the fixed part is not convex-friendly (it counts trades) and is charged by the l
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,10 +49,13 @@ class CostModel:
     def cost(self, trade_notional: np.ndarray) -> float:
         """Cost in currency of a vector of signed trade notionals (currency, one entry per asset)."""
         t = np.abs(np.asarray(trade_notional, dtype=float).ravel())
-        if not np.all(np.isfinite(t)):
+        total = float(t.sum())
+        if not math.isfinite(total) and not np.all(np.isfinite(t)):  # (a finite sum has finite terms)
             raise ValueError("trade notionals must be finite")
+        if not self.fixed:  # the fixed part is 0.0 whatever the count: skip counting (hot in the fill sizing)
+            return float(self.rate * total + 0.0)
         n_trades = int(np.count_nonzero(t > TRADE_EPS))
-        return float(self.rate * float(np.sum(t)) + self.fixed * n_trades)
+        return float(self.rate * total + self.fixed * n_trades)
 
     def fill_costs(self, trade_notional: np.ndarray) -> np.ndarray:
         """Cost in currency of each trade on its own (one entry per asset): what the ledger charges per fill.

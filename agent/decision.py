@@ -242,17 +242,23 @@ def _plain(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+# json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False), built once: a
+# decision commits several of these, and a fresh encoder per call was a measurable part of the ledger stage.
+# Records are trees (no cycle check; a cycle would raise RecursionError either way).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+)
+
+
 def canonical_json(obj: Any) -> str:
     """Sorted keys, no whitespace, NaN/inf as null: the form that is hashed and written.
 
     Plain data (the usual case) is encoded directly; numpy values, dates or non-finite floats make json raise,
     and only then is the object normalized first. Both paths give the same bytes for plain data."""
     try:
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _CANONICAL.encode(obj)
     except (TypeError, ValueError):
-        return json.dumps(
-            _plain(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        return _CANONICAL.encode(_plain(obj))
 
 
 def digest(obj: Any) -> str:

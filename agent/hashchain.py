@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
+from json.encoder import encode_basestring
 from typing import Any
 
 __all__ = [
@@ -61,7 +61,8 @@ def make_entry(
 
 
 def _jstr(v: object) -> str:
-    return json.dumps(str(v), ensure_ascii=False)
+    """``json.dumps(str(v), ensure_ascii=False)``, without building an encoder per call."""
+    return encode_basestring(str(v))
 
 
 def entry_json(

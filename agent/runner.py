@@ -12,18 +12,31 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.engine import EngineContext, decide, decision_without_timings
 
 if TYPE_CHECKING:
-    from agent.decision import Decision
+    import pandas as pd
+
+    from agent.decision import Decision, PortfolioState
     from agent.decisionlog import DecisionLog
-    from agent.ledger import Ledger
+    from agent.ledger import AdvanceResult, Ledger
     from agent.settings import Settings
 
-__all__ = ["SlotResult", "open_ledger", "run_slot"]
+__all__ = [
+    "REPLAY_COMMIT_EVERY",
+    "SlotResult",
+    "commit_decision",
+    "open_book",
+    "open_ledger",
+    "replay_in_batches",
+    "run_slot",
+]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -64,8 +77,6 @@ def run_slot(
     crash_hook: Any = None,
 ) -> SlotResult:
     """Run the slot for `asof` exactly once. `crash_hook(point)` lets crash tests kill the process mid-run."""
-    from agent.data.calendar import next_session
-
     settings = ctx.settings
     slot = slot or asof.isoformat()
     if ledger.has_run(slot):
@@ -81,24 +92,16 @@ def run_slot(
     _hook(crash_hook, "before_commit")
     t0 = time.perf_counter()
     with ledger.transaction():
-        advanced = ledger.advance(prices, upto=asof)
-        state = ledger.portfolio_state(asof)
-        last = ledger.last_run()
-        if last is not None and last.get("asof"):
-            state = dataclasses.replace(state, last_decision=dt.date.fromisoformat(str(last["asof"])[:10]))
+        advanced, state = open_book(ledger, prices, asof)
         t1 = time.perf_counter()
         decision = decide(asof, state, settings, ctx)
         t2 = time.perf_counter()
-        decision = _with_corporate_actions(decision, advanced.events)
-        exec_date = (
-            next_session(asof, settings.execution.lag_sessions, calendar=settings.schedule.calendar)
-            if decision.status == "rebalance"
-            else None
-        )
         timings = dict(decision.record.get("timings_ms") or {})
         if not keep_timings:
             decision = _strip_timings(decision)
-        ledger.record_decision(slot, decision, exec_date, started_at=started)
+        decision, exec_date = commit_decision(
+            ledger, settings, slot, asof, decision, advanced, started_at=started
+        )
         _hook(crash_hook, "inside_commit")
     t3 = time.perf_counter()
     _hook(crash_hook, "after_commit")
@@ -109,6 +112,79 @@ def run_slot(
     return SlotResult(
         slot=slot, asof=asof, skipped=False, decision=decision, exec_date=exec_date, timings_ms=timings
     )
+
+
+def open_book(ledger: Ledger, prices: pd.DataFrame, asof: dt.date) -> tuple[AdvanceResult, PortfolioState]:
+    """The ledger's half of a slot before the decision (call inside the slot's transaction): execute due orders
+    and mark NAV up to `asof`, then the book the decision sees (with the previous decision's date)."""
+    advanced = ledger.advance(prices, upto=asof)
+    state = ledger.portfolio_state(asof)
+    last = ledger.last_run()
+    if last is not None and last.get("asof"):
+        state = dataclasses.replace(state, last_decision=dt.date.fromisoformat(str(last["asof"])[:10]))
+    return advanced, state
+
+
+def commit_decision(
+    ledger: Ledger,
+    settings: Settings,
+    slot: str,
+    asof: dt.date,
+    decision: Decision,
+    advanced: AdvanceResult,
+    *,
+    started_at: str | None = None,
+    committed_at: str | None = None,
+) -> tuple[Decision, dt.date | None]:
+    """The ledger's half of a slot after the decision (inside the slot's transaction): the decision, with the
+    corporate actions the advance booked, its exec date (`lag_sessions` after the slot's `asof`) and its pending
+    orders go into the ledger.
+    Returns the decision as committed and its exec date (None unless it rebalances)."""
+    from agent.data.calendar import next_session
+
+    decision = _with_corporate_actions(decision, advanced.events)
+    exec_date = (
+        next_session(asof, settings.execution.lag_sessions, calendar=settings.schedule.calendar)
+        if decision.status == "rebalance"
+        else None
+    )
+    ledger.record_decision(slot, decision, exec_date, started_at=started_at, committed_at=committed_at)
+    return decision, exec_date
+
+
+# slots per write transaction in a replay: a durability setting (see replay_in_batches)
+REPLAY_COMMIT_EVERY = 64
+
+
+def replay_in_batches(
+    ledger: Ledger, items: Iterable[T], step: Callable[[T], object], every: int = REPLAY_COMMIT_EVERY
+) -> float:
+    """Call ``step(item)`` for each item, `every` items to one write transaction of `ledger`; returns the seconds
+    spent outside the steps (opening and committing the transactions).
+
+    The replay's durability setting, next to ``durable=False`` (synchronous=OFF). Each slot's own transaction
+    (``run_slot``) nests as a savepoint, so a slot is still all-or-nothing and the ledger's rows are the ones a
+    commit per slot writes; only the commit (the WAL write) is shared by `every` slots. A replay killed mid-batch
+    loses its uncommitted slots, which costs nothing: a backtest starts from an empty ledger and is simply rerun.
+    The daemon never batches: every `run` slot commits (synchronous=FULL) before its log record is written.
+    """
+    it = iter(items)
+    end = object()
+    item: Any = next(it, end)
+    outside = 0.0
+    while item is not end:
+        t0 = time.perf_counter()
+        inside = 0.0
+        with ledger.transaction():
+            for _ in range(max(1, int(every))):
+                t1 = time.perf_counter()
+                step(item)
+                inside += time.perf_counter() - t1
+                item = next(it, end)
+                if item is end:
+                    break
+        outside += time.perf_counter() - t0 - inside
+    return outside
 
 
 def _with_corporate_actions(decision: Decision, events: tuple[dict[str, Any], ...]) -> Decision:

@@ -83,6 +83,8 @@ class LedgerActions(LedgerWrites):
         new[present] = arr[upto_row - 1, colidx[present]]  # the common case: the last marked row itself
         if np.isnan(new[present]).any():  # a gap on that row: the last close before it, as the book used
             new = np.where(np.isnan(new), last_valid(arr, colidx, upto_row, n), new)
+        if np.array_equal(old, new, equal_nan=True):  # the usual case: history as the book last marked it
+            return None, []
         factors = readjust_factors(old, new)
         changed = np.isfinite(factors)
         if not changed.any():

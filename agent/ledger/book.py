@@ -81,7 +81,8 @@ class LedgerBook(LedgerActions):
     def _columns(self, prices: pd.DataFrame) -> Any:
         cols = prices.columns
         cached = self._col_cache
-        if cached is not None and cached[0] is cols:
+        # every slot's price snapshot is a new frame with an equal column index: compare (µs), not rebuild (ms)
+        if cached is not None and (cached[0] is cols or cached[0].equals(cols)):
             return cached[1]
         import pandas as pd
 
@@ -94,9 +95,13 @@ class LedgerBook(LedgerActions):
 
         c = self._conn
         index = prices.index
-        if not index.is_monotonic_increasing or not index.is_unique:
-            raise LedgerError("price index must be sorted and unique")
         vals = index.values
+        if vals.dtype.kind == "M":
+            # strictly increasing = sorted and unique (NaT compares False: refused too)
+            if vals.size > 1 and not bool((vals[1:] > vals[:-1]).all()):
+                raise LedgerError("price index must be sorted and unique")
+        elif not index.is_monotonic_increasing or not index.is_unique:
+            raise LedgerError("price index must be sorted and unique")
         if vals.size == 0:
             return AdvanceResult()
         if vals.dtype.kind != "M":  # dates as strings or objects: normalize once
@@ -120,17 +125,16 @@ class LedgerBook(LedgerActions):
         if last_marked is not None and upto.isoformat() < last_marked:
             return AdvanceResult()
         actions: list[tuple[Any, ...]] = []
-        if last_marked is not None and STATE_LAST_PRICES in state:
+        arr = prices.to_numpy(dtype=float, copy=False)
+        colidx = self._columns(prices)
+        last_prices = json.loads(state[STATE_LAST_PRICES]) if STATE_LAST_PRICES in state else None
+        if last_marked is not None and last_prices is not None:
             # a vendor re-adjustment (split, dividend) rescaled this ticker's history: rebase its shares first
             seed_after, actions = self._rebase_readjusted(
-                prices.to_numpy(dtype=float, copy=False),
-                self._columns(prices),
-                pos(last_marked, "right"),
-                last_marked,
-                json.loads(state[STATE_LAST_PRICES]),
+                arr, colidx, pos(last_marked, "right"), last_marked, last_prices
             )
             if seed_after is not None:
-                state[STATE_LAST_PRICES] = json.dumps(seed_after)
+                last_prices = seed_after
         lo = hi - 1 if last_marked is None else pos(last_marked, "right")
         # due orders, grouped by run, in exec order
         groups: list[tuple[int, int, str, np.ndarray]] = []  # (row, run_id, exec_date, weights)
@@ -171,8 +175,6 @@ class LedgerBook(LedgerActions):
             return AdvanceResult(events=event_dicts(actions))
 
         n = len(self.tickers)
-        colidx = self._columns(prices)
-        arr = prices.to_numpy(dtype=float, copy=False)
         raw = np.full((hi - lo, n), np.nan)
         present = colidx >= 0
         if present.all():
@@ -180,10 +182,8 @@ class LedgerBook(LedgerActions):
         elif present.any():
             raw[:, present] = arr[lo:hi][:, colidx[present]]
         # seed for the forward fill: the last close known at the previous mark
-        if STATE_LAST_PRICES in state:
-            seed = np.array(
-                [np.nan if v is None else v for v in json.loads(state[STATE_LAST_PRICES])], dtype=float
-            )
+        if last_prices is not None:
+            seed = np.array([np.nan if v is None else v for v in last_prices], dtype=float)
         else:
             seed = last_valid(arr, colidx, lo, n)
         missing = np.isnan(raw)
@@ -200,9 +200,10 @@ class LedgerBook(LedgerActions):
             "SELECT peak_nav FROM nav WHERE date < ? ORDER BY date DESC LIMIT 1", (dates[0],)
         ).fetchone()
         peak = float(row[0]) if row else -math.inf
-        px0 = np.nan_to_num(px, nan=0.0)
+        px0 = px if np.isfinite(px).all() else np.nan_to_num(px, nan=0.0)
 
-        nav_rows: list[tuple[Any, ...]] = []
+        held_rows = np.empty((hi - lo, n))  # the shares and cash each session is marked with
+        cash_rows = [0.0] * (hi - lo)
         events: list[tuple[Any, ...]] = []
         ffilled: list[tuple[dt.date, str]] = []
         executed: list[int] = []
@@ -212,7 +213,8 @@ class LedgerBook(LedgerActions):
         for e_abs, run_id, ex, w in [*groups, (hi, -1, "", None)]:
             e = e_abs - lo
             if e > start:
-                peak = self._mark_block(px0[start:e], dates[start:e], shares, cash, peak, nav_rows)
+                held_rows[start:e] = shares
+                cash_rows[start:e] = [cash] * (e - start)
                 if missing[start:e].any():
                     self._noteffill(missing[start:e], dates[start:e], px[start:e], shares, events, ffilled)
             if w is None:
@@ -225,8 +227,10 @@ class LedgerBook(LedgerActions):
             executed.append(run_id)
             n_fills += nf
             total_cost += cost
-            peak = self._mark_block(px0[e : e + 1], dates[e : e + 1], shares, cash, peak, nav_rows)
+            held_rows[e] = shares
+            cash_rows[e] = cash
             start = e + 1
+        nav_rows = self._mark(px0, dates, held_rows, cash_rows, peak)
 
         c.executemany(
             "INSERT OR REPLACE INTO nav (date, nav, cash, invested, peak_nav, drawdown) VALUES (?, ?, ?, ?, ?, ?)",
@@ -256,36 +260,34 @@ class LedgerBook(LedgerActions):
         )
 
     @staticmethod
-    def _mark_block(
-        px0: np.ndarray,
-        dates: list[str],
-        shares: np.ndarray,
-        cash: float,
-        peak: float,
-        out: list[tuple[Any, ...]],
-    ) -> float:
-        """NAV for a block of sessions with constant shares and cash: one vectorized pass, no per-row Python math."""
+    def _mark(
+        px0: np.ndarray, dates: list[str], shares: np.ndarray, cash: list[float], peak: float
+    ) -> list[tuple[Any, ...]]:
+        """NAV rows for the sessions of one advance, each marked with its own shares (a row per session) and
+        cash: one vectorized pass, no per-row Python math. `peak`: the peak NAV before the first session."""
         import numpy as np
 
         invested = np.round((px0 * shares).sum(axis=1), DECIMALS) + 0.0
-        nav = np.round(cash + invested, DECIMALS) + 0.0
+        nav = np.round(np.array(cash) + invested, DECIMALS) + 0.0
         peaks = np.maximum.accumulate(np.concatenate(([peak], nav)))[1:]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dd = np.where(peaks > 0, nav / peaks - 1.0, 0.0)
+        if bool((peaks > 0).all()):
+            dd = nav / peaks - 1.0
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dd = np.where(peaks > 0, nav / peaks - 1.0, 0.0)
         dd = np.round(np.minimum(dd, 0.0), DECIMALS) + 0.0
-        cash_r = r10(cash)
-        out.extend(
+        rounded = {c: r10(c) for c in set(cash)}  # cash is constant between fills: round each value once
+        return list(
             zip(
                 dates,
                 nav.tolist(),
-                [cash_r] * len(dates),
+                [rounded[c] for c in cash],
                 invested.tolist(),
                 peaks.tolist(),
                 dd.tolist(),
                 strict=True,
             )
         )
-        return float(peaks[-1])
 
     def _noteffill(
         self,

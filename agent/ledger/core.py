@@ -11,7 +11,9 @@ orders commit together or not at all. Only the wall-clock columns (``started_at`
 between identical runs; ``committed_at`` can be passed in for byte-identical replays.
 
 Durability: ``durable=True`` (daemon) uses WAL + ``synchronous=FULL``; ``durable=False`` (backtest) uses WAL +
-``synchronous=OFF``. Nothing else differs.
+``synchronous=OFF``, and the backtest commits once per :data:`agent.runner.REPLAY_COMMIT_EVERY` slots
+(:func:`agent.runner.replay_in_batches`: each slot's transaction nests as a savepoint, so the rows are the same;
+a killed replay is rerun from an empty ledger). Nothing else differs: the same code writes the same rows.
 """
 
 from __future__ import annotations

@@ -77,8 +77,9 @@ class LedgerReads:
 
     def runs(self, *, after: int = 0, with_decision: bool = False) -> list[dict[str, Any]]:
         """Committed runs in order (run_id = decision-log seq), optionally only those with run_id > after."""
+        cols = _RUN_COLS if with_decision else _RUN_COLS_NO_RECORD
         rows = self._conn.execute(
-            f"SELECT {_RUN_COLS} FROM runs WHERE run_id > ? ORDER BY run_id", (int(after),)
+            f"SELECT {cols} FROM runs WHERE run_id > ? ORDER BY run_id", (int(after),)
         ).fetchall()
         return [_run_dict(r, with_decision=with_decision) for r in rows]
 
@@ -86,7 +87,9 @@ class LedgerReads:
         return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     def last_run(self) -> dict[str, Any] | None:
-        row = self._conn.execute(f"SELECT {_RUN_COLS} FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
+        row = self._conn.execute(
+            f"SELECT {_RUN_COLS_NO_RECORD} FROM runs ORDER BY run_id DESC LIMIT 1"
+        ).fetchone()
         return None if row is None else _run_dict(row, with_decision=False)
 
     # ------------------------------------------------------------------ the book
@@ -101,8 +104,15 @@ class LedgerReads:
 
         c = self._conn
         asof_d = to_date(asof) if asof is not None else None
-        lm = self.last_marked
-        stop_raw = self.get_state(STATE_STOP)
+        state = dict(
+            c.execute(
+                "SELECT key, json FROM state WHERE key IN (?, ?, ?)",
+                (STATE_LAST_MARKED, STATE_LAST_PRICES, STATE_STOP),
+            ).fetchall()
+        )
+        lm_raw = json.loads(state[STATE_LAST_MARKED]) if STATE_LAST_MARKED in state else None
+        lm = dt.date.fromisoformat(lm_raw) if lm_raw else None
+        stop_raw = json.loads(state[STATE_STOP]) if STATE_STOP in state else None
         stop = StopState.from_dict(stop_raw) if stop_raw else StopState(peak_nav=self.initial_capital)
         if lm is None:
             base = PortfolioState.initial(self.tickers, self.initial_capital)
@@ -119,19 +129,19 @@ class LedgerReads:
                 f"the book is marked to {lm}, after asof {asof_d}: cannot describe an earlier state"
             )
         nav, peak = c.execute("SELECT nav, peak_nav FROM nav WHERE date = ?", (lm.isoformat(),)).fetchone()
-        px = np.array([np.nan if v is None else v for v in self.get_state(STATE_LAST_PRICES)], dtype=float)
+        px = np.array(
+            [np.nan if v is None else v for v in json.loads(state.get(STATE_LAST_PRICES) or "null")], dtype=float
+        )
         shares = self._shares()
-        values = np.where(shares != 0, shares * np.nan_to_num(px), 0.0)
+        values = np.where(shares != 0, shares * (px if np.isfinite(px).all() else np.nan_to_num(px)), 0.0)
         weights = np.round(values / nav, DECIMALS) + 0.0 if nav > 0 else np.zeros(len(self.tickers))
-        last_reb = c.execute("SELECT MAX(exec_date) FROM executions").fetchone()[0]
-        since = 0
-        if last_reb is not None:
-            since = int(
-                c.execute(
-                    "SELECT COUNT(*) FROM nav WHERE date > ? AND date <= ?",
-                    (last_reb, (asof_d or lm).isoformat()),
-                ).fetchone()[0]
-            )
+        # the last execution and the sessions marked since it (none executed yet: 0), in one query
+        last_reb, since = c.execute(
+            "SELECT e.d, (SELECT COUNT(*) FROM nav WHERE date > e.d AND date <= ?)"
+            " FROM (SELECT MAX(exec_date) AS d FROM executions) AS e",
+            ((asof_d or lm).isoformat(),),
+        ).fetchone()
+        since = int(since or 0)
         return PortfolioState(
             asof=asof_d or lm,
             tickers=self.tickers,
@@ -141,14 +151,26 @@ class LedgerReads:
             stop=stop,
             last_rebalance=dt.date.fromisoformat(last_reb) if last_reb else None,
             sessions_since_rebalance=since,
-            peak_since_reset=self._peak_since_reset(stop, asof_d or lm),
+            peak_since_reset=self._peak_since_reset(stop, asof_d or lm, (lm.isoformat(), float(peak))),
         )
 
-    def _peak_since_reset(self, stop: StopState, upto: dt.date) -> float | None:
-        """The daily peak NAV from the drawdown stop's last re-entry (its transition 'YYYY-MM-DD:…->reentered')."""
+    def _peak_since_reset(
+        self, stop: StopState, upto: dt.date, last: tuple[str, float] | None = None
+    ) -> float | None:
+        """The daily peak NAV from the drawdown stop's last re-entry (its transition 'YYYY-MM-DD:…->reentered').
+
+        `last`: (the last marked session, its running peak), with `upto` on or after it. The running peak is the
+        maximum NAV of every session so far (``peak_nav``), so when it rose above the peak before the re-entry
+        it is the peak since the re-entry: two indexed lookups instead of a scan of every session since."""
         resets = [t.split(":", 1)[0] for t in stop.transitions if "->reentered" in t]
         if not resets:
             return None
+        if last is not None and resets[-1] <= last[0] and upto.isoformat() >= last[0]:
+            row = self._conn.execute(
+                "SELECT peak_nav FROM nav WHERE date < ? ORDER BY date DESC LIMIT 1", (resets[-1],)
+            ).fetchone()
+            if row is None or last[1] > float(row[0]):
+                return last[1]
         row = self._conn.execute(
             "SELECT MAX(nav) FROM nav WHERE date >= ? AND date <= ?", (resets[-1], upto.isoformat())
         ).fetchone()
@@ -299,6 +321,8 @@ _RUN_COLS = (
     "run_id, profile, slot, asof, status, reason, exec_date, started_at, committed_at, agent_version, record_hash,"
     " decision_json"
 )
+# the same columns without reading the ~13 kB record (a NULL in its place, dropped by _run_dict)
+_RUN_COLS_NO_RECORD = _RUN_COLS.replace("decision_json", "NULL")
 _RUN_KEYS = (
     "run_id",
     "profile",

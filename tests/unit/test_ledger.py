@@ -532,3 +532,31 @@ def test_bad_decisions_are_refused(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match="before the last committed run"):
         ledger.record_decision("c", decision(DAYS[0], "hold"), None)
     assert ledger.run_count() == 1
+
+
+def test_peak_since_reset_equals_the_scan_of_every_session_since_the_reentry(tmp_path: Path) -> None:
+    """portfolio_state's peak since the stop's re-entry takes the running peak when it rose after the re-entry
+    (two indexed lookups); it must equal MAX(nav) over the sessions since the re-entry, for every re-entry date
+    (before, at and after the all-time peak, with the book recovering above it or not)."""
+    days = list(pd.bdate_range("2024-01-02", periods=40).date)
+    rng = np.random.default_rng(7)
+    a = 100.0 * np.cumprod(1.0 + rng.normal(0.0, 0.03, len(days)))
+    px = frame({"A": a.tolist(), "B": [50.0] * len(days)}, days)
+    led = open_ledger(tmp_path / "l.sqlite")
+    try:
+        step(led, px, days[0], decision(days[0], w=(1.0, 0.0)), days[1])
+        step(led, px, days[-1], None, None)
+        checked = 0
+        for i, r in enumerate(days[1:], start=1):
+            stop = StopState(peak_nav=1.0, status="reentered", transitions=(f"{r}:cooling_down->reentered",))
+            for upto in (days[-1], days[-1] + dt.timedelta(days=3)):  # on the last mark, and a later asof
+                got = led.portfolio_state(upto)
+                fast = led._peak_since_reset(stop, upto, (days[-1].isoformat(), got.peak_nav))
+                scan = led._peak_since_reset(stop, upto)
+                assert fast == scan, (i, r, fast, scan)
+                checked += 1
+        navs = [n for (n,) in led._conn.execute("SELECT nav FROM nav ORDER BY date")]
+        assert max(navs) > navs[-1] and max(navs[:20]) != max(navs[20:])  # both branches are exercised
+    finally:
+        led.close()
+    assert checked == 2 * (len(days) - 1)
