@@ -12,7 +12,7 @@ import contextvars
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["DEPRECATED", "DIGEST_NAMES", "RENAMES", "migrate_layer", "rename_deprecated"]
+__all__ = ["DEPRECATED", "DIGEST_NAMES", "REMOVED", "RENAMES", "drop_removed", "migrate_layer", "rename_deprecated"]
 
 # Deprecated keys met while building one Settings (collected by load_settings, logged by the CLI).
 DEPRECATED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("DEPRECATED", default=None)
@@ -26,6 +26,11 @@ DIGEST_NAMES: dict[str, dict[str, str]] = {
     sec: {new: old for old, new in r.items()} for sec, r in RENAMES.items()
 }
 
+# section -> {removed key: the value it always had}. A key removed because nothing ever read it: still accepted
+# (reported as deprecated and ignored), and hashed into the strategy digest with that value, so that digests
+# written before the removal stay valid.
+REMOVED: dict[str, dict[str, Any]] = {"forecast": {"horizon_average": True}}
+
 
 def migrate_layer(layer: dict[str, Any]) -> dict[str, Any]:
     """One configuration layer (a profile or a user file) with deprecated keys renamed."""
@@ -33,6 +38,23 @@ def migrate_layer(layer: dict[str, Any]) -> dict[str, Any]:
     for section, renames in RENAMES.items():
         if isinstance(out.get(section), Mapping):
             out[section] = rename_deprecated(out[section], section, renames)
+    for section in REMOVED:
+        if isinstance(out.get(section), Mapping):
+            out[section] = drop_removed(out[section], section)
+    return out
+
+
+def drop_removed(data: Any, section: str) -> Any:
+    """A section's data without the keys that were removed (each reported as deprecated and ignored)."""
+    gone = REMOVED.get(section, {})
+    if not isinstance(data, Mapping) or not any(k in data for k in gone):
+        return data
+    out = {k: v for k, v in data.items() if k not in gone}
+    found = DEPRECATED.get()
+    for k in gone:
+        note = f"{section}.{k} had no effect and is ignored: remove it"
+        if k in data and found is not None and note not in found:
+            found.append(note)
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from agent.settings_compat import RENAMES, rename_deprecated
+from agent.settings_compat import RENAMES, drop_removed, rename_deprecated
 
 __all__ = [
     "AllocationSettings",
@@ -219,13 +219,17 @@ class ForecastSettings(_Section):
     model: Literal["onnx", "none"] = "onnx"
     models_dir: Path | None = None  # default: exported_models/<profile>
     rebalance_threshold: float = Field(0.5, ge=0, le=1)  # sector-rnn: trade only when p(rebalance) ≥ this
-    horizon_average: bool = True  # average the forecast over the holding period (leak-free: from data ≤ asof)
     # research (issue 9): seeded noise with the forecasts' cross-sectional scale replaces the model output
     placebo: int | None = Field(None, ge=0)
     # research, look-ahead: a synthetic forecast with this IC built from realized future returns. Refused
     # everywhere except a replay that hands the engine the future explicitly (docs/make_skill.py, tests).
     oracle_ic: float | None = Field(None, ge=-1, le=1)
     oracle_seed: int = Field(0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: Any) -> Any:
+        return drop_removed(data, "forecast")
 
 
 LeakMode = Literal["models", "quarter_mu", "quarter_vol"]

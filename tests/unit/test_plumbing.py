@@ -43,7 +43,19 @@ def test_digest_keeps_the_pre_rename_names() -> None:
     plain = {k: v for k, v in s.redacted().items() if k not in ("paths", "logging", "ops", "research")}
     risk = dict(plain["risk"])
     risk["garch_p"], risk["garch_q"] = risk.pop("arch_lags"), risk.pop("garch_lags")
-    assert s.strategy_digest() == digest({**plain, "risk": risk})
+    forecast = {**plain["forecast"], "horizon_average": True}  # removed no-op key: hashed as it always was
+    assert "horizon_average" not in plain["forecast"]
+    assert s.strategy_digest() == digest({**plain, "risk": risk, "forecast": forecast})
+
+
+def test_the_removed_no_op_key_is_accepted_reported_and_ignored(isolated_env: Path) -> None:
+    """forecast.horizon_average was read by nothing: a file that sets it still loads, is told so, and decides
+    (and digests) exactly as one without it."""
+    old = load_settings(_toml(isolated_env, "[forecast]\nhorizon_average = false\n"))
+    new = load_settings(_toml(isolated_env, "[forecast]\nmodel = \"onnx\"\n"))
+    assert old.deprecations == ("forecast.horizon_average had no effect and is ignored: remove it",)
+    assert old.strategy_digest() == new.strategy_digest() == load_settings(profile="default").strategy_digest()
+    assert "horizon_average" not in old.redacted()["forecast"]
 
 
 def test_old_and_new_name_together_is_a_config_error(isolated_env: Path) -> None:
