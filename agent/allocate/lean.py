@@ -137,7 +137,9 @@ class LeanProgram:
         )
         # where each output variable sits in x: push a probe through the chain's own inversion
         probe = np.arange(1.0, nx + 1.0)
-        raw = SimpleNamespace(x=probe, z=None, s=None, status="Solved", obj_val=0.0, solve_time=0.0, iterations=0)
+        raw = SimpleNamespace(
+            x=probe, z=None, s=None, status="Solved", obj_val=0.0, solve_time=0.0, iterations=0
+        )
         sol = chain.invert(raw, inverse)
         for var in outputs:
             got = np.asarray(sol.primal_vars[var.id], dtype=float)
@@ -147,7 +149,7 @@ class LeanProgram:
             prog.outputs.append((var, idx))
         # the data built here must be the data cvxpy built for the same parameter values
         values = {name: params[name].value for name in names}
-        p, q, a, b = prog.data(values)
+        _, q, a, b = prog.data(values)
         ref_a = sp.csc_array(data[s.A])
         if not (
             np.array_equal(q, data[s.C])
@@ -229,7 +231,8 @@ def solve_program(
             except Exception:  # pragma: no cover
                 again = None
             same = again is not None and all(
-                np.array_equal(a, np.asarray(v.value, dtype=float)) for a, v in zip(again, outputs, strict=True)
+                np.array_equal(a, np.asarray(v.value, dtype=float))
+                for a, v in zip(again, outputs, strict=True)
             )
             prog.lean = lean if same else None
     return status, x, kappa, prog.problem.solver_stats, "cvxpy"
