@@ -29,8 +29,10 @@ Compile once (DPP)
 ------------------
 Each problem is built once with cvxpy Parameters: ``mu``, a factor ``F`` with ``F F' = S`` (risk as
 ``sum_squares(F'w)``: ``quad_form`` with a matrix Parameter is not DPP), ``w_prev``, the cost coefficient and
-the volatility target. Re-solving only rewrites parameter values. Inputs are rescaled per solve (Sigma to unit
-mean variance, mu to unit max) so that Clarabel's tolerances are relative to the data; results are unchanged.
+the volatility target. Re-solving only rewrites parameter values; `agent.allocate.lean` then applies cvxpy's
+compiled parameter map itself and calls Clarabel directly (bit-identical to ``problem.solve``). Inputs are
+rescaled per solve (Sigma to unit mean variance, mu to unit max) so that Clarabel's tolerances are relative to
+the data; results are unchanged.
 Measured on the 2-core dev box (tests/bench/bench_optimize.py, median per solve, max-Sharpe): a dense n x n
 factor Parameter makes Clarabel's KKT system dense, and from about n = 80 rebuilding the problem each time with
 ``quad_form(w, S)`` (a sparse P block) beats the DPP re-solve: n=28 DPP 2 ms vs rebuild 7 ms; n=100 DPP
