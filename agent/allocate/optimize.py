@@ -29,8 +29,10 @@ Compile once (DPP)
 ------------------
 Each problem is built once with cvxpy Parameters: ``mu``, a factor ``F`` with ``F F' = S`` (risk as
 ``sum_squares(F'w)``: ``quad_form`` with a matrix Parameter is not DPP), ``w_prev``, the cost coefficient and
-the volatility target. Re-solving only rewrites parameter values. Inputs are rescaled per solve (Sigma to unit
-mean variance, mu to unit max) so that Clarabel's tolerances are relative to the data; results are unchanged.
+the volatility target. Re-solving only rewrites parameter values; `agent.allocate.lean` then applies cvxpy's
+compiled parameter map itself and calls Clarabel directly (bit-identical to ``problem.solve``). Inputs are
+rescaled per solve (Sigma to unit mean variance, mu to unit max) so that Clarabel's tolerances are relative to
+the data; results are unchanged.
 Measured on the 2-core dev box (tests/bench/bench_optimize.py, median per solve, max-Sharpe): a dense n x n
 factor Parameter makes Clarabel's KKT system dense, and from about n = 80 rebuilding the problem each time with
 ``quad_form(w, S)`` (a sparse P block) beats the DPP re-solve: n=28 DPP 2 ms vs rebuild 7 ms; n=100 DPP
@@ -59,6 +61,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
+from agent.allocate.lean import solve_program
 from agent.allocate.problem import _Program, _usable_factor, build_program, factor_cov, problem_values
 from agent.allocate.result import AllocationResult
 from agent.decision import TRADING_DAYS, round_weights
@@ -151,6 +154,7 @@ class Optimizer:
         self.max_exposure, self.bounds_reason = self._check_bounds()
         self._programs: dict[str, _Program] = {}
         self.last_solver_stats: Any = None  # cvxpy SolverStats of the latest solve (benchmarks, debugging)
+        self.last_path = ""  # "lean" or "cvxpy": how the latest optimizer solve ran (benchmarks, tests)
         self._fm: Any = None  # the factor model of the solve in progress (rebuild mode only)
         if not self.rebuild and self.bounds_reason is None:
             self._programs[method] = self._build(method)  # compile up front: the first decision is not slower
@@ -363,16 +367,14 @@ class Optimizer:
         values = self._values(name, excess, cov, factor, prev)
         try:
             prog = self._build(name, values) if self.rebuild else self.program(name)
-            if not self.rebuild:
-                for key, p in prog.params.items():
-                    p.value = values[key]
-            # warm_start=False: an updated solver reuses the first problem's equilibration, which makes a
-            # solution depend on the solve history at ~1e-8 (audit replay and backtest = daemon need none)
-            prog.problem.solve(solver=self.solver, warm_start=False)
-            self.last_solver_stats = prog.problem.solver_stats
+            # compiled: the lean path (agent.allocate.lean), bit-identical to problem.solve, else problem.solve
+            # with warm_start=False (an updated solver reuses the first problem's equilibration, which makes a
+            # solution depend on the solve history at ~1e-8; audit replay and backtest = daemon need none)
+            status, x, k, self.last_solver_stats, self.last_path = solve_program(
+                prog, values, self.solver, compiled=not self.rebuild
+            )
         except Exception as e:  # solver errors, numerical trouble: record (with the message) and fall back
             return None, "error", f"solver_failed: {describe(e)[:300]}", None
-        status = str(prog.problem.status)
         if status not in ("optimal", "optimal_inaccurate"):
             reason = (
                 "infeasible"
@@ -382,12 +384,10 @@ class Optimizer:
                 else "solver_failed"
             )
             return None, status, reason, None
-        x = prog.x.value
         if x is None or not np.all(np.isfinite(x)):
             return None, status, "solver_failed", None
         if prog.kappa is not None:
-            k = float(prog.kappa.value)
-            if not k > 1e-12:
+            if k is None or not k > 1e-12:
                 return None, status, "solver_failed", None
             w = np.asarray(x) / k
         else:

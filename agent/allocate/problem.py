@@ -50,6 +50,8 @@ class _Program:
     params: dict[str, Any]
     x: Any  # the weight variable (y for max-Sharpe)
     kappa: Any = None  # max-Sharpe homogenization variable
+    lean: Any = None  # agent.allocate.lean.LeanProgram once compiled and checked (DPP programs only)
+    lean_tried: bool = False
 
 
 def build_program(opt: Optimizer, method: str, values: Mapping[str, Any] | None = None) -> _Program:

@@ -103,6 +103,46 @@ def bench_default_ab() -> dict:
     return out
 
 
+def _use_lean(on: bool) -> None:
+    """Switch the optimizer's lean re-solve on (the product) or off (every solve through `problem.solve`), by
+    the same release gate that turns it off for an untested cvxpy; programs built afterwards follow it."""
+    import agent.allocate.lean as lean
+
+    tested = LEAN_RELEASES.setdefault("cvxpy", lean._TESTED_CVXPY)
+    lean._TESTED_CVXPY = tested if on else ()
+
+
+# the lean path's tested cvxpy releases, kept while _use_lean(False) hides them
+LEAN_RELEASES: dict[str, tuple] = {}
+
+
+def bench_optimizer_ab() -> dict:
+    """Default weekly and DJIA-30 daily 2020–24 with every compiled solve through `problem.solve` ("cvxpy") and
+    with the lean re-solve ("lean"), in one process: stage times and how far the decisions are apart."""
+    out: dict = {}
+    cases = {
+        "default": ("default", "sector_etfs_daily.csv", {}),
+        "djia_daily": ("djia-lstm-garch", "djia_daily.csv", {"schedule.frequency": "daily"}),
+    }
+    for label, (profile, file, over) in cases.items():
+        prices = _load(file)
+        res = {}
+        _replay(profile, prices, "2020-01-01", "2020-02-28", **over)  # warm-up: imports, first-use costs
+        WEIGHTS.clear()
+        for path in ("cvxpy", "lean"):
+            _use_lean(path == "lean")
+            res[path] = _replay(profile, prices, "2020-01-01", "2024-12-31", **over)
+            res[path]["weights"] = WEIGHTS.pop(f"{profile}:2020-01-01:2024-12-31:{ESTIMATOR}")
+        _use_lean(True)
+        res["decisions_cvxpy_vs_lean"] = _weights_diff(
+            res["cvxpy"].pop("weights"), res["lean"].pop("weights")
+        )
+        opt = [res[p]["stages_ms"].get("optimization_ms", float("nan")) for p in ("cvxpy", "lean")]
+        res["optimization_ms_cvxpy_over_lean"] = opt[0] / opt[1] if opt[1] else float("nan")
+        out[label] = res
+    return out
+
+
 def _load(name: str):
     import pandas as pd
 
@@ -193,6 +233,7 @@ def bench_naive_ratio() -> dict:
 BENCHES = {
     "default": bench_default,
     "default_ab": bench_default_ab,
+    "optimizer_ab": bench_optimizer_ab,
     "djia_daily": bench_djia_daily,
     "sp500": bench_sp500,
     "naive": bench_naive_ratio,
