@@ -85,7 +85,9 @@ def test_lean_solution_equals_problem_solve(method: str, n: int, config: str) ->
             continue
         for a, b in zip(lean_x, _cvxpy_x(opt, method, values), strict=True):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-7)
-    assert "lean" in paths  # the lean path did run (after the first, ordinary solve that compiles it)
+    # the lean path did run (after the first, ordinary solve that compiles it) exactly on the releases it was
+    # checked against; on any other cvxpy/Clarabel the ordinary path decides (the equalities above still hold)
+    assert ("lean" in paths) == lean.lean_tested()
 
 
 @st.composite
