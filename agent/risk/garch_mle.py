@@ -281,6 +281,23 @@ def fit_garch_mle(
         sv = arch_starting_values(y, p, q, dist, mean)
     lik = GarchLik(y, p, q, dist == "t", mean == "constant", bc)
     first = _slsqp_fit(lik, sv, bounds, ia, q + p, maxiter, basin_ftol)
+    return _after_basin(lik, first, sv, bounds, ia, q + p, maxiter, ftol)
+
+
+def _after_basin(
+    lik: GarchLik,
+    first: MleFit,
+    sv: np.ndarray,
+    bounds: list[tuple[float, float]],
+    ia: int,
+    n_lag: int,
+    maxiter: int,
+    ftol: float,
+) -> MleFit:
+    """`fit_garch_mle` after its loose SLSQP stage `first`: Newton steps from its point, else SLSQP to `ftol`
+    from the starting values `sv` (shared with agent/risk/garch_batch.py, which runs the first stage batched)."""
+    bc = lik.bc
+    p, q = lik.p, lik.q
     if first.converged:
         nt = newton_fit(lik, first.params, bounds, maxiter=maxiter)
         if nt.converged and nt.f <= -first.loglik:
