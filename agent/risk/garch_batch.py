@@ -245,21 +245,26 @@ def _groups(liks: Sequence[GarchLik | None]) -> dict[int, _Group]:
 
 def _evaluate(liks: list[GarchLik], groups: dict[int, _Group], reqs: dict[int, _Request]) -> dict[int, Any]:
     """Answer every request as ``liks[i](theta, level)`` would, evaluating the new points together."""
+    keys = {i: np.asarray(theta, dtype=float).tobytes() for i, (theta, _) in reqs.items()}
     new_val: dict[int, np.ndarray] = {}
     for i, (theta, _) in reqs.items():
         c = liks[i]._cache
-        if c is None or c["key"] != np.asarray(theta, dtype=float).tobytes():
+        if c is None or c["key"] != keys[i]:
             new_val[i] = theta
     if new_val:
         try:
             for grp, idx in _split(groups, new_val):
-                _values(liks, grp, idx, new_val)
+                _values(liks, grp, idx, new_val, keys)
         except Exception:  # pragma: no cover - the single evaluations below raise (or not) per asset
             pass
     res: dict[int, Any] = {}
     for i, (theta, level) in reqs.items():
+        c = liks[i]._cache
+        if level == 0 and c is not None and c["key"] == keys[i]:
+            res[i] = (c["f"], None, None)  # what GarchLik returns for a cached point at level 0
+            continue
         try:
-            res[i] = liks[i](theta, level)  # from the installed cache; evaluates itself if it was not
+            res[i] = liks[i](theta, level)  # the gradient from the installed state (or a full evaluation)
         except Exception as exc:
             res[i] = exc
     return res
@@ -273,7 +278,9 @@ def _split(groups: dict[int, _Group], idx: dict[int, Any]) -> list[tuple[_Group,
     return list(out.values())
 
 
-def _values(liks: list[GarchLik], grp: _Group, idx: list[int], thetas: dict[int, np.ndarray]) -> None:
+def _values(
+    liks: list[GarchLik], grp: _Group, idx: list[int], thetas: dict[int, np.ndarray], keys: dict[int, bytes]
+) -> None:
     """GarchLik._value at `thetas` for the assets `idx` of one group, installed as each one's cache."""
     l0 = liks[idx[0]]
     n_t, p, q, iw, ia, ib = l0.n_t, l0.p, l0.q, l0.iw, l0.ia, l0.ib
@@ -310,7 +317,7 @@ def _values(liks: list[GarchLik], grp: _Group, idx: list[int], thetas: dict[int,
     gl = l0._gammaln
     for r, i in enumerate(idx):
         lik, t = liks[i], th[r]
-        key = np.asarray(thetas[i], dtype=float).tobytes()
+        key = keys[i]
         lik.n_eval += 1
         if not ok[r]:
             lik._cache = {"theta": t, "f": math.inf, "key": key}
