@@ -104,6 +104,10 @@ class CovarianceEstimator:
     the cache alone (audit replay of an old date). Rows after `asof` are ignored.
     """
 
+    # Cold refits of all assets in lock-step (`fit_garch_many`, agent/risk/garch_batch.py): the same parameters
+    # bit for bit as one `fit_garch` per asset, faster. False: one at a time through `fit_garch` (A/B benches).
+    batch_refit: bool = True
+
     def __init__(
         self,
         settings: RiskSettings,
@@ -120,7 +124,6 @@ class CovarianceEstimator:
         self.mean = mean
         self._cache: _GarchCache | None = None
         self.n_refits = 0  # for diagnostics and tests
-        self.batch_refit = True  # cold refits of all assets in lock-step (garch_batch); False: one at a time
 
     @property
     def uses_factor_model(self) -> bool:
