@@ -40,7 +40,8 @@ from agent.risk.garch_mle import (
     _backcast,
     _direct_slsqp_tested,
     _layout,
-    _slsqp_minimize,
+    _Request,
+    _slsqp_steps,
     arch_starting_values,
     fit_garch_mle,
     garch_bounds,
@@ -49,7 +50,6 @@ from agent.risk.garch_newton import _LOG_2PI, _ONE, GarchLik
 
 __all__ = ["fit_garch_mle_batch"]
 
-_Request = tuple[np.ndarray, int]
 _BLOCK = 32  # assets per lock-step block (measured: 8-64 alike at N = 160; larger blocks leave the cache)
 
 
@@ -159,60 +159,6 @@ def _advance(
         out[i] = exc
         return
     pending[i] = req
-
-
-def _slsqp_steps(
-    slsqp: Any,
-    lik: GarchLik,
-    sv: np.ndarray,
-    bounds: list[tuple[float, float]],
-    ia: int,
-    n_lag: int,
-    maxiter: int,
-    ftol: float,
-) -> Generator[_Request, Any, MleFit]:
-    """agent.risk.garch_mle._slsqp_fit, statement for statement, with each ``lik(theta, level)`` yielded as a
-    request (the driver sends back what `lik` returns there)."""
-    n = sv.shape[0]
-    lo = np.array([b[0] for b in bounds], dtype=float)
-    hi = np.array([b[1] for b in bounds], dtype=float)
-    xl = np.where(np.isfinite(lo), lo, np.nan)
-    xu = np.where(np.isfinite(hi), hi, np.nan)
-    state: dict[str, Any] = {
-        "acc": ftol, "alpha": 0.0, "f0": 0.0, "gs": 0.0, "h1": 0.0, "h2": 0.0, "h3": 0.0, "h4": 0.0,
-        "t": 0.0, "t0": 0.0, "tol": 10.0 * ftol, "exact": 0, "inconsistent": 0, "reset": 0, "iter": 0,
-        "itermax": int(maxiter), "line": 0, "m": 1, "meq": 0, "mode": 0, "n": n,
-    }  # fmt: skip
-    indices = np.zeros(2 * n + 3, dtype=np.int32)
-    buf = np.zeros(n * (n + 1) // 2 + 3 * n + 9 + 8 * n * n + 35 * n + 28)
-    mult = np.zeros(2 * n + 3)
-    cmat = np.zeros((1, n), order="F")
-    cmat[0, ia : ia + n_lag] = -1.0
-    cval = np.zeros(1)
-    x = np.array(sv, dtype=float)
-    try:
-        fx = (yield (np.minimum(np.maximum(x, lo), hi), 0))[0]
-        cval[0] = 1.0 - float(x[ia : ia + n_lag].sum())
-        g0 = (yield (np.minimum(np.maximum(x, lo), hi), 1))[1]
-        g = np.zeros(n) if g0 is None else g0.copy()
-        while True:
-            slsqp(state, fx, g, cmat, cval, x, mult, xl, xu, buf, indices)
-            mode = int(state["mode"])
-            if mode == 1:
-                fx = (yield (np.minimum(np.maximum(x, lo), hi), 0))[0]
-                cval[0] = 1.0 - float(x[ia : ia + n_lag].sum())
-            elif mode == -1:
-                g0 = (yield (np.minimum(np.maximum(x, lo), hi), 1))[1]
-                g = np.zeros(n) if g0 is None else g0.copy()
-            else:
-                break
-    except Exception as exc:
-        return _slsqp_minimize(lik, sv, bounds, ia, n_lag, maxiter, ftol, why=f"{type(exc).__name__}: {exc}")
-    xc = np.clip(x, lo, hi)
-    f = (yield (xc, 0))[0]
-    ok = mode == 0 and math.isfinite(f) and bool(np.all(np.isfinite(xc)))
-    msg = "" if ok else f"SLSQP mode {mode}"
-    return MleFit(xc, -f, ok, msg, int(state["iter"]), 0, lik.bc)
 
 
 class _Group:
