@@ -31,7 +31,7 @@ not applied (they never bind for parameters that satisfy its constraints).
 
 from __future__ import annotations
 
-from agent.risk.garch_fit import fit_garch, fit_garch_arch, select_order
+from agent.risk.garch_fit import fit_garch, fit_garch_arch, fit_garch_many, select_order
 from agent.risk.garch_model import (
     Dist,
     GarchParams,
@@ -64,6 +64,7 @@ __all__ = [
     "filter_variance",
     "fit_garch",
     "fit_garch_arch",
+    "fit_garch_many",
     "forecast_batch",
     "forecast_variance",
     "initial_state",

@@ -27,7 +27,7 @@ from agent.risk.garch_model import (
     filter_variance,
 )
 
-__all__ = ["fit_garch", "fit_garch_arch", "select_order"]
+__all__ = ["fit_garch", "fit_garch_arch", "fit_garch_many", "select_order"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -70,12 +70,7 @@ def fit_garch(
         )
     from agent.risk.garch_mle import fit_garch_mle
 
-    r = np.asarray(returns, dtype=float).ravel()
-    r = r[np.isfinite(r)]
-    if r.shape[0] < 10:
-        raise ValueError(f"need at least 10 finite returns to fit GARCH, got {r.shape[0]}")
-    if p < 1 or q < 1:
-        raise ValueError(f"GARCH orders must be >= 1 (p={p}, q={q})")
+    r = _finite_returns(returns, p, q)
     sv: np.ndarray | None = None
     if isinstance(starting_values, GarchParams):
         if (starting_values.p, starting_values.q, starting_values.dist, starting_values.mean) == (
@@ -88,6 +83,31 @@ def fit_garch(
     elif starting_values is not None:
         sv = np.asarray(starting_values, dtype=float)
     fit = fit_garch_mle(r * _SCALE, p, q, dist, mean, starting_values=sv, maxiter=maxiter)
+    return _from_mle(fit, r, p, q, dist, starting_values, mean, fitted_on, maxiter)
+
+
+def _finite_returns(returns: np.ndarray, p: int, q: int) -> np.ndarray:
+    r = np.asarray(returns, dtype=float).ravel()
+    r = r[np.isfinite(r)]
+    if r.shape[0] < 10:
+        raise ValueError(f"need at least 10 finite returns to fit GARCH, got {r.shape[0]}")
+    if p < 1 or q < 1:
+        raise ValueError(f"GARCH orders must be >= 1 (p={p}, q={q})")
+    return r
+
+
+def _from_mle(
+    fit: Any,
+    r: np.ndarray,
+    p: int,
+    q: int,
+    dist: Dist,
+    starting_values: GarchParams | np.ndarray | None,
+    mean: Mean,
+    fitted_on: Any,
+    maxiter: int,
+) -> GarchParams:
+    """`fit_garch`'s result from the MLE `fit` of `r`: its parameters, or `arch`'s where it did not converge."""
     prm = _params_from_vector(
         fit.params, r, p, q, dist, mean, fit.loglik, fit_ok=fit.converged, msg=fit.message
     )
@@ -96,6 +116,43 @@ def fit_garch(
     ref = fit_garch_arch(r, p, q, dist, starting_values, mean=mean, fitted_on=fitted_on, maxiter=maxiter)
     why = f"mle did not converge ({prm.message}); fitted with arch"
     return replace(ref, message=f"{why}; {ref.message}" if ref.message else why)
+
+
+def fit_garch_many(
+    series: list[np.ndarray],
+    p: int = 1,
+    q: int = 1,
+    dist: Dist = "normal",
+    *,
+    mean: Mean = "constant",
+    fitted_on: Any = None,
+    maxiter: int = 500,
+) -> list[GarchParams | Exception]:
+    """``[fit_garch(r, p, q, dist, mean=mean, fitted_on=fitted_on, maxiter=maxiter) for r in series]`` (cold
+    start, estimator "mle"), with the MLE of all series run in lock-step (agent/risk/garch_batch.py): the
+    same parameters bit for bit, faster. An entry is the exception `fit_garch` would have raised for it; the
+    fallback to `arch` is per series, as in `fit_garch`."""
+    from agent.risk.garch_batch import fit_garch_mle_batch
+
+    out: list[GarchParams | Exception | None] = [None] * len(series)
+    todo: list[int] = []
+    rs: list[np.ndarray] = []
+    for i, ret in enumerate(series):
+        try:
+            rs.append(_finite_returns(ret, p, q))
+            todo.append(i)
+        except Exception as exc:
+            out[i] = exc
+    fits = fit_garch_mle_batch([r * _SCALE for r in rs], p, q, dist, mean, maxiter=maxiter)
+    for i, r, fit in zip(todo, rs, fits, strict=True):
+        if isinstance(fit, Exception):
+            out[i] = fit
+            continue
+        try:
+            out[i] = _from_mle(fit, r, p, q, dist, None, mean, fitted_on, maxiter)
+        except Exception as exc:
+            out[i] = exc
+    return [o if o is not None else RuntimeError("no result") for o in out]
 
 
 def _params_from_vector(

@@ -34,12 +34,15 @@ Pure functions, numpy + scipy (imported lazily). No state.
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from agent.risk.garch_newton import GarchLik, _scipy, newton_fit
+
+_Request = tuple[np.ndarray, int]  # (parameter vector, derivative level) asked of the likelihood
 
 __all__ = [
     "MleFit",
@@ -281,6 +284,23 @@ def fit_garch_mle(
         sv = arch_starting_values(y, p, q, dist, mean)
     lik = GarchLik(y, p, q, dist == "t", mean == "constant", bc)
     first = _slsqp_fit(lik, sv, bounds, ia, q + p, maxiter, basin_ftol)
+    return _after_basin(lik, first, sv, bounds, ia, q + p, maxiter, ftol)
+
+
+def _after_basin(
+    lik: GarchLik,
+    first: MleFit,
+    sv: np.ndarray,
+    bounds: list[tuple[float, float]],
+    ia: int,
+    n_lag: int,
+    maxiter: int,
+    ftol: float,
+) -> MleFit:
+    """`fit_garch_mle` after its loose SLSQP stage `first`: Newton steps from its point, else SLSQP to `ftol`
+    from the starting values `sv` (shared with agent/risk/garch_batch.py, which runs the first stage batched)."""
+    bc = lik.bc
+    p, q = lik.p, lik.q
     if first.converged:
         nt = newton_fit(lik, first.params, bounds, maxiter=maxiter)
         if nt.converged and nt.f <= -first.loglik:
@@ -325,6 +345,39 @@ def _slsqp_fit(
         from scipy.optimize._slsqplib import slsqp
     except ImportError:  # pragma: no cover - another scipy layout
         return _slsqp_minimize(lik, sv, bounds, ia, n_lag, maxiter, ftol)
+    return _answer(_slsqp_steps(slsqp, lik, sv, bounds, ia, n_lag, maxiter, ftol), lik)
+
+
+def _answer(steps: Generator[_Request, Any, MleFit], lik: Any) -> MleFit:
+    """Run one fit's SLSQP stage alone: every request answered by `lik` (an exception `lik` raises is thrown
+    into the stage, where it lands exactly as a direct call would). agent/risk/garch_batch.py answers the
+    same requests of many assets together instead."""
+    try:
+        req = next(steps)
+        while True:
+            try:
+                res = lik(*req)
+            except Exception as exc:
+                req = steps.throw(exc)
+            else:
+                req = steps.send(res)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _slsqp_steps(
+    slsqp: Any,
+    lik: GarchLik,
+    sv: np.ndarray,
+    bounds: list[tuple[float, float]],
+    ia: int,
+    n_lag: int,
+    maxiter: int,
+    ftol: float,
+) -> Generator[_Request, Any, MleFit]:
+    """The SLSQP stage as a generator: each ``lik(theta, level)`` it needs is yielded as a request and the
+    driver sends back what `lik` returns there (`_answer` for one fit, agent/risk/garch_batch.py for many in
+    lock-step), so that a batched fit runs the very same statements as a single one."""
     n = sv.shape[0]
     lo = np.array([b[0] for b in bounds], dtype=float)
     hi = np.array([b[1] for b in bounds], dtype=float)
@@ -342,29 +395,26 @@ def _slsqp_fit(
     cmat[0, ia : ia + n_lag] = -1.0
     cval = np.zeros(1)
     x = np.array(sv, dtype=float)
-
-    def gradient() -> np.ndarray:
-        g = lik(np.minimum(np.maximum(x, lo), hi), 1)[1]  # SLSQP may step past a bound by an ulp
-        return np.zeros(n) if g is None else g.copy()
-
     try:
-        fx = lik(np.minimum(np.maximum(x, lo), hi), 0)[0]
+        fx = (yield (np.minimum(np.maximum(x, lo), hi), 0))[0]  # SLSQP may step past a bound by an ulp
         cval[0] = 1.0 - float(x[ia : ia + n_lag].sum())
-        g = gradient()
+        g0 = (yield (np.minimum(np.maximum(x, lo), hi), 1))[1]
+        g = np.zeros(n) if g0 is None else g0.copy()
         while True:
             slsqp(state, fx, g, cmat, cval, x, mult, xl, xu, buf, indices)
             mode = int(state["mode"])
-            if mode == 1:  # a line-search point: the value only
-                fx = lik(np.minimum(np.maximum(x, lo), hi), 0)[0]
+            if mode == 1:
+                fx = (yield (np.minimum(np.maximum(x, lo), hi), 0))[0]
                 cval[0] = 1.0 - float(x[ia : ia + n_lag].sum())
-            elif mode == -1:  # the point was kept: its gradient (from the same evaluation)
-                g = gradient()
+            elif mode == -1:
+                g0 = (yield (np.minimum(np.maximum(x, lo), hi), 1))[1]
+                g = np.zeros(n) if g0 is None else g0.copy()
             else:
                 break
-    except Exception as exc:  # a changed private signature or a pathological input: the public path
+    except Exception as exc:
         return _slsqp_minimize(lik, sv, bounds, ia, n_lag, maxiter, ftol, why=f"{type(exc).__name__}: {exc}")
     xc = np.clip(x, lo, hi)
-    f = lik(xc, 0)[0]
+    f = (yield (xc, 0))[0]
     ok = mode == 0 and math.isfinite(f) and bool(np.all(np.isfinite(xc)))
     msg = "" if ok else f"SLSQP mode {mode}"
     return MleFit(xc, -f, ok, msg, int(state["iter"]), 0, lik.bc)

@@ -66,6 +66,7 @@ def _use_estimator(name: str) -> None:
     global ESTIMATOR
     ESTIMATOR = name
     cov.fit_garch = functools.partial(fit_garch, estimator=name)  # type: ignore[assignment]
+    cov.CovarianceEstimator.batch_refit = name == "mle"  # the batched refit is the MLE's: off for the reference
 
 
 def _weights_diff(a: str, b: str) -> dict:
