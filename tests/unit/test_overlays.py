@@ -578,7 +578,7 @@ def test_drawdown_after_reentry_measures_from_the_daily_peak_since_the_reset() -
     # at the next decision NAV is 85, but the book touched 95 in between (daily marks): 85/95 - 1 = -10.5%
     ctx = make_ctx([0.5, 0.5], nav=85.0, stop=stop, sessions_elapsed=5, asof=D0 + dt.timedelta(days=14))
     ctx = dataclasses.replace(ctx, state=dataclasses.replace(ctx.state, peak_since_reset=95.0))
-    w, rec, stop2 = drawdown_stop(np.array([0.5, 0.5]), ctx, cfg, stop)
+    _w, rec, stop2 = drawdown_stop(np.array([0.5, 0.5]), ctx, cfg, stop)
     assert stop2.status == "stopped" and rec.action == "liquidated", rec.reason
     assert stop2.peak_nav == 95.0
     # without the intraperiod peak the same decision stays invested (85/88 - 1 = -3.4%)
