@@ -141,3 +141,13 @@ def test_a_rollback_drops_the_memo(tmp_path: Path) -> None:
         assert len(led.fills_frame()) == 2
     finally:
         led.close()
+
+
+def test_chained_hash_is_the_hash_of_chained_entry() -> None:
+    from agent.hashchain import ZERO_HASH, chained_entry, chained_hash
+
+    for seq, asof, rec in [(1, "2024-01-02", '{"a":1}'), (7, dt.date(2024, 3, 1), '{"é":[1.5,null]}')]:
+        kw: dict[str, Any] = dict(
+            seq=seq, run_id=seq, slot=str(asof), asof=asof, profile="p", prev_hash=ZERO_HASH, record_json=rec
+        )
+        assert chained_hash(**kw) == chained_entry(**kw)[1]
