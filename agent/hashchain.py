@@ -20,6 +20,7 @@ __all__ = [
     "ENTRY_KEYS",
     "ZERO_HASH",
     "chained_entry",
+    "chained_hash",
     "entry_hash",
     "entry_json",
     "make_entry",
@@ -109,3 +110,13 @@ def chained_entry(
     }
     h = hashlib.sha256(entry_json(**kw, record_json=record_json).encode("utf-8")).hexdigest()
     return entry_json(**kw, record_json=record_json, hash=h), h
+
+
+def chained_hash(
+    *, seq: int, run_id: int, slot: str, asof: dt.date | str, profile: str, prev_hash: str, record_json: str
+) -> str:
+    """The hash alone of :func:`chained_entry` (what the ledger stores; the line itself is built by the log)."""
+    line = entry_json(
+        seq=seq, run_id=run_id, slot=slot, asof=asof, profile=profile, prev_hash=prev_hash, record_json=record_json
+    )
+    return hashlib.sha256(line.encode("utf-8")).hexdigest()

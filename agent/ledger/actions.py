@@ -77,9 +77,11 @@ class LedgerActions(LedgerWrites):
         n = len(self.tickers)
         if upto_row <= 0 or len(seed) != n:
             return None, []
+        present = colidx >= 0
+        if present.all() and arr[upto_row - 1, colidx].tolist() == seed:
+            return None, []  # the usual case, without building arrays: history as the book last marked it
         old = np.array([np.nan if v is None else v for v in seed], dtype=float)
         new = np.full(n, np.nan)
-        present = colidx >= 0
         new[present] = arr[upto_row - 1, colidx[present]]  # the common case: the last marked row itself
         if np.isnan(new[present]).any():  # a gap on that row: the last close before it, as the book used
             new = np.where(np.isnan(new), last_valid(arr, colidx, upto_row, n), new)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from agent.costs import CostModel
     from agent.execution import ExecutionRules
+    from agent.ledger.memo import BookMemo
 
 __all__ = ["AdvanceResult", "LedgerBook"]
 
@@ -116,33 +117,38 @@ class LedgerBook(LedgerActions):
             return int(np.searchsorted(vals, np.datetime64(d).astype(vals.dtype), side=side))
 
         hi = pos(upto.isoformat(), "right")  # rows < hi are <= upto
-        state = dict(
-            c.execute(
-                "SELECT key, json FROM state WHERE key IN (?, ?)", (STATE_LAST_MARKED, STATE_LAST_PRICES)
-            ).fetchall()
-        )
-        last_marked = json.loads(state[STATE_LAST_MARKED]) if STATE_LAST_MARKED in state else None
+        m = self._memo_now()
+        assert m is not None  # advance runs inside its transaction
+        last_marked = m.last_marked
         if last_marked is not None and upto.isoformat() < last_marked:
             return AdvanceResult()
         actions: list[tuple[Any, ...]] = []
         arr = prices.to_numpy(dtype=float, copy=False)
         colidx = self._columns(prices)
-        last_prices = json.loads(state[STATE_LAST_PRICES]) if STATE_LAST_PRICES in state else None
+        last_prices = m.last_prices
+        lm_row = -1 if last_marked is None else pos(last_marked, "right")  # rows < lm_row are <= last_marked
         if last_marked is not None and last_prices is not None:
             # a vendor re-adjustment (split, dividend) rescaled this ticker's history: rebase its shares first
-            seed_after, actions = self._rebase_readjusted(
-                arr, colidx, pos(last_marked, "right"), last_marked, last_prices
-            )
+            seed_after, actions = self._rebase_readjusted(arr, colidx, lm_row, last_marked, last_prices)
             if seed_after is not None:
                 last_prices = seed_after
-        lo = hi - 1 if last_marked is None else pos(last_marked, "right")
+                self._memo = None  # positions and the seed were rewritten: read the book from the file again
+                m = self._memo_now()
+                assert m is not None
+        lo = hi - 1 if last_marked is None else lm_row
         # due orders, grouped by run, in exec order
         groups: list[tuple[int, int, str, np.ndarray]] = []  # (row, run_id, exec_date, weights)
-        rows = c.execute(
-            "SELECT run_id, exec_date, ticker, target_weight FROM orders WHERE status = 'pending' AND exec_date <= ?"
-            " ORDER BY exec_date, run_id, order_id",
-            (upto.isoformat(),),
-        ).fetchall()
+        due = any(ex <= upto.isoformat() for _, ex in m.pending)
+        rows = (
+            c.execute(
+                "SELECT run_id, exec_date, ticker, target_weight FROM orders WHERE status = 'pending'"
+                " AND exec_date <= ? ORDER BY exec_date, run_id, order_id",
+                (upto.isoformat(),),
+            ).fetchall()
+            if due
+            else []
+        )
+        done: set[int] = set()  # runs whose pending orders this advance fills or cancels
         by_run: dict[int, tuple[str, np.ndarray]] = {}
         for run_id, ex, ticker, w in rows:
             if run_id not in by_run:
@@ -168,6 +174,7 @@ class LedgerBook(LedgerActions):
                     (by_run[old][0], old, detail),
                 )
                 c.execute("DELETE FROM state WHERE key = ?", (f"{STATE_EXEC_RISK}{old}",))
+                done.add(old)
             groups.append((e, run_id, ex, w))
         if groups:
             lo = min(lo, groups[0][0])
@@ -190,16 +197,15 @@ class LedgerBook(LedgerActions):
         px = ffill(raw, seed) if missing.any() else raw
         dates = np.datetime_as_string(vals[lo:hi], unit="D").tolist()
 
-        shares = np.zeros(n)
-        for t, s in c.execute("SELECT ticker, shares FROM positions"):
-            j = self._tpos.get(t)
-            if j is not None:
-                shares[j] = s
-        cash = float(c.execute("SELECT amount FROM cash WHERE id = 1").fetchone()[0])
-        row = c.execute(
-            "SELECT peak_nav FROM nav WHERE date < ? ORDER BY date DESC LIMIT 1", (dates[0],)
-        ).fetchone()
-        peak = float(row[0]) if row else -math.inf
+        shares = m.shares.copy()
+        cash = m.cash
+        if m.last_nav is not None and m.last_nav[0] == last_marked and dates[0] > last_marked:
+            peak = m.last_nav[2]  # the row at the last marked session is the last row before dates[0]
+        else:
+            row = c.execute(
+                "SELECT peak_nav FROM nav WHERE date < ? ORDER BY date DESC LIMIT 1", (dates[0],)
+            ).fetchone()
+            peak = float(row[0]) if row else -math.inf
         px0 = px if np.isfinite(px).all() else np.nan_to_num(px, nan=0.0)
 
         held_rows = np.empty((hi - lo, n))  # the shares and cash each session is marked with
@@ -210,6 +216,7 @@ class LedgerBook(LedgerActions):
         n_fills = 0
         total_cost = 0.0
         start = 0
+        last_exec = -1  # row (in dates) of this advance's last execution
         for e_abs, run_id, ex, w in [*groups, (hi, -1, "", None)]:
             e = e_abs - lo
             if e > start:
@@ -225,6 +232,8 @@ class LedgerBook(LedgerActions):
                 held = np.where(before != 0, before, shares)
                 self._noteffill(missing[e : e + 1], dates[e : e + 1], px[e : e + 1], held, events, ffilled)
             executed.append(run_id)
+            done.add(run_id)
+            last_exec = e
             n_fills += nf
             total_cost += cost
             held_rows[e] = shares
@@ -247,6 +256,7 @@ class LedgerBook(LedgerActions):
             [(STATE_LAST_MARKED, json.dumps(new_last)), (STATE_LAST_PRICES, json.dumps(last_px))],
         )
         last_nav = nav_rows[-1][1] if nav_rows else None
+        self._remember_advance(m, last_marked, new_last, last_px, shares, cash, dates, nav_rows, last_exec, done)
         return AdvanceResult(
             marked=len(nav_rows),
             first_marked=dt.date.fromisoformat(dates[0]),
@@ -258,6 +268,32 @@ class LedgerBook(LedgerActions):
             ffilled=tuple(ffilled),
             events=event_dicts(actions) + event_dicts(events),
         )
+
+    @staticmethod
+    def _remember_advance(
+        m: BookMemo,
+        old_last: str | None,
+        new_last: str,
+        last_px: list[float | None],
+        shares: np.ndarray,
+        cash: float,
+        dates: list[str],
+        nav_rows: list[tuple[Any, ...]],
+        last_exec: int,
+        done: set[int],
+    ) -> None:
+        """The in-memory book after an advance: exactly the values its statements just wrote."""
+        m.last_marked, m.last_prices, m.shares, m.cash = new_last, last_px, shares, cash
+        if dates[-1] == new_last:
+            m.last_nav = (new_last, nav_rows[-1][1], nav_rows[-1][4])
+        fresh = old_last is None or dates[0] > old_last  # every row written is a new session
+        if last_exec >= 0:
+            m.last_exec = dates[last_exec] if m.last_exec is None else max(m.last_exec, dates[last_exec])
+            m.since = len(dates) - 1 - last_exec if fresh and m.last_exec == dates[last_exec] else None
+        elif m.since is not None:
+            m.since = m.since + len(dates) if fresh else None
+        if done:
+            m.pending = [p for p in m.pending if p[0] not in done]
 
     @staticmethod
     def _mark(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from agent.decision import PortfolioState, StopState
+    from agent.ledger.memo import BookMemo
 
 __all__ = ["LedgerReader", "LedgerReads", "open_reader"]
 
@@ -42,9 +43,21 @@ class LedgerReads:
     initial_capital: float
     _conn: sqlite3.Connection
     _tpos: dict[str, int]
+    _memo: BookMemo | None = None  # the writer's book between its own commits (agent.ledger.memo)
 
     def close(self) -> None:
         self._conn.close()
+
+    def _memo_now(self) -> BookMemo | None:
+        """The in-memory book, inside the writer's transaction only (loaded from the file when absent); None
+        outside a transaction and always for the read-only reader: those read SQLite."""
+        if not getattr(self, "_depth", 0):
+            return None
+        if self._memo is None:
+            from agent.ledger.memo import load_memo
+
+            self._memo = load_memo(self._conn, self._tpos, self._last_run_sql())
+        return self._memo
 
     def get_state(self, key: str, default: Any = None) -> Any:
         """A JSON value persisted with :meth:`set_state` (engine caches, the StopState, ...)."""
@@ -87,6 +100,12 @@ class LedgerReads:
         return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     def last_run(self) -> dict[str, Any] | None:
+        m = self._memo_now()
+        if m is not None:
+            return None if m.last_run is None else dict(m.last_run)
+        return self._last_run_sql()
+
+    def _last_run_sql(self) -> dict[str, Any] | None:
         row = self._conn.execute(
             f"SELECT {_RUN_COLS_NO_RECORD} FROM runs ORDER BY run_id DESC LIMIT 1"
         ).fetchone()
@@ -104,15 +123,21 @@ class LedgerReads:
 
         c = self._conn
         asof_d = to_date(asof) if asof is not None else None
-        state = dict(
-            c.execute(
-                "SELECT key, json FROM state WHERE key IN (?, ?, ?)",
-                (STATE_LAST_MARKED, STATE_LAST_PRICES, STATE_STOP),
-            ).fetchall()
-        )
-        lm_raw = json.loads(state[STATE_LAST_MARKED]) if STATE_LAST_MARKED in state else None
+        m = self._memo_now()
+        if m is not None:
+            lm_raw, lp, stop_json = m.last_marked, m.last_prices, m.stop_json
+        else:
+            state = dict(
+                c.execute(
+                    "SELECT key, json FROM state WHERE key IN (?, ?, ?)",
+                    (STATE_LAST_MARKED, STATE_LAST_PRICES, STATE_STOP),
+                ).fetchall()
+            )
+            lm_raw = json.loads(state[STATE_LAST_MARKED]) if STATE_LAST_MARKED in state else None
+            lp = json.loads(state.get(STATE_LAST_PRICES) or "null")
+            stop_json = state.get(STATE_STOP)
         lm = dt.date.fromisoformat(lm_raw) if lm_raw else None
-        stop_raw = json.loads(state[STATE_STOP]) if STATE_STOP in state else None
+        stop_raw = json.loads(stop_json) if stop_json is not None else None
         stop = StopState.from_dict(stop_raw) if stop_raw else StopState(peak_nav=self.initial_capital)
         if lm is None:
             base = PortfolioState.initial(self.tickers, self.initial_capital)
@@ -128,19 +153,26 @@ class LedgerReads:
             raise LedgerError(
                 f"the book is marked to {lm}, after asof {asof_d}: cannot describe an earlier state"
             )
-        nav, peak = c.execute("SELECT nav, peak_nav FROM nav WHERE date = ?", (lm.isoformat(),)).fetchone()
-        px = np.array(
-            [np.nan if v is None else v for v in json.loads(state.get(STATE_LAST_PRICES) or "null")], dtype=float
-        )
-        shares = self._shares()
+        upto = (asof_d or lm).isoformat()
+        if m is not None and m.last_nav is not None and m.last_nav[0] == lm_raw:
+            nav, peak = m.last_nav[1], m.last_nav[2]
+        else:
+            nav, peak = c.execute("SELECT nav, peak_nav FROM nav WHERE date = ?", (lm.isoformat(),)).fetchone()
+        px = np.array([np.nan if v is None else float(v) for v in lp or ()], dtype=np.float64)
+        shares = m.shares if m is not None else self._shares()
         values = np.where(shares != 0, shares * (px if np.isfinite(px).all() else np.nan_to_num(px)), 0.0)
         weights = np.round(values / nav, DECIMALS) + 0.0 if nav > 0 else np.zeros(len(self.tickers))
-        # the last execution and the sessions marked since it (none executed yet: 0), in one query
-        last_reb, since = c.execute(
-            "SELECT e.d, (SELECT COUNT(*) FROM nav WHERE date > e.d AND date <= ?)"
-            " FROM (SELECT MAX(exec_date) AS d FROM executions) AS e",
-            ((asof_d or lm).isoformat(),),
-        ).fetchone()
+        if m is not None and (m.last_exec is None or m.since is not None):
+            last_reb, since = m.last_exec, (m.since or 0) if m.last_exec is not None else 0
+        else:
+            # the last execution and the sessions marked since it (none executed yet: 0), in one query
+            last_reb, since = c.execute(
+                "SELECT e.d, (SELECT COUNT(*) FROM nav WHERE date > e.d AND date <= ?)"
+                " FROM (SELECT MAX(exec_date) AS d FROM executions) AS e",
+                (upto,),
+            ).fetchone()
+            if m is not None:
+                m.since = int(since or 0)
         since = int(since or 0)
         return PortfolioState(
             asof=asof_d or lm,
@@ -323,7 +355,7 @@ _RUN_COLS = (
 )
 # the same columns without reading the ~13 kB record (a NULL in its place, dropped by _run_dict)
 _RUN_COLS_NO_RECORD = _RUN_COLS.replace("decision_json", "NULL")
-_RUN_KEYS = (
+RUN_KEYS = (
     "run_id",
     "profile",
     "slot",
@@ -340,7 +372,7 @@ _RUN_KEYS = (
 
 
 def _run_dict(row: tuple[Any, ...], *, with_decision: bool) -> dict[str, Any]:
-    d = dict(zip(_RUN_KEYS, row, strict=True))
+    d = dict(zip(RUN_KEYS, row, strict=True))
     if not with_decision:
         d.pop("decision_json")
     return d

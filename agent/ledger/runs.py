@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from agent.decision import cash_weight
 from agent.errors import LedgerError
-from agent.hashchain import ZERO_HASH, chained_entry
+from agent.hashchain import ZERO_HASH, chained_hash
+from agent.ledger.readers import RUN_KEYS as _RUN_KEYS
 from agent.ledger.schema import DECIMALS, STATE_EXEC_RISK, STATE_STOP, STATUSES, iso, r10, timestamp, to_date
 from agent.ledger.tx import LedgerWrites
 
@@ -58,9 +59,10 @@ class LedgerRuns(LedgerWrites):
         with self.transaction() as c:
             if self.has_run(slot):
                 raise LedgerError(f"slot {slot!r} is already committed (run it once: check has_run first)")
-            prev = c.execute(
-                "SELECT run_id, asof, record_hash FROM runs ORDER BY run_id DESC LIMIT 1"
-            ).fetchone()
+            m = self._memo_now()
+            assert m is not None  # inside the transaction
+            last = m.last_run
+            prev = None if last is None else (last["run_id"], last["asof"], last["record_hash"])
             if prev is not None and asof.isoformat() < prev[1]:
                 raise LedgerError(f"decision asof {asof} is before the last committed run's asof {prev[1]}")
             run_id = 1 if prev is None else int(prev[0]) + 1
@@ -71,7 +73,7 @@ class LedgerRuns(LedgerWrites):
                 exec_iso = self._check_exec_date(asof, exec_date)
                 targets = self._check_targets(decision)
             record_json = canonical_json(decision.record)
-            _, chained = chained_entry(
+            chained = chained_hash(
                 seq=run_id,
                 run_id=run_id,
                 slot=slot,
@@ -86,32 +88,32 @@ class LedgerRuns(LedgerWrites):
                     f"record_hash {record_hash[:12]}… does not match the chained hash {entry['hash'][:12]}…"
                 )
             committed = timestamp(committed_at) or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            row = (
+                run_id,
+                self.profile,
+                slot,
+                asof.isoformat(),
+                decision.status,
+                str(decision.reason),
+                exec_iso,
+                timestamp(started_at),
+                committed,
+                __version__,
+                record_json,
+                entry["hash"],
+            )
             c.execute(
                 "INSERT INTO runs (run_id, profile, slot, asof, status, reason, exec_date, started_at, committed_at,"
                 " agent_version, decision_json, record_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    self.profile,
-                    slot,
-                    asof.isoformat(),
-                    decision.status,
-                    str(decision.reason),
-                    exec_iso,
-                    timestamp(started_at),
-                    committed,
-                    __version__,
-                    record_json,
-                    entry["hash"],
-                ),
+                row,
             )
-            c.execute(
-                "INSERT OR REPLACE INTO state (key, json) VALUES (?, ?)",
-                (STATE_STOP, canonical_json(decision.stop.to_dict())),
-            )
+            stop_json = canonical_json(decision.stop.to_dict())
+            c.execute("INSERT OR REPLACE INTO state (key, json) VALUES (?, ?)", (STATE_STOP, stop_json))
+            # the in-memory book: the run as last_run() reads it back, the stop state as stored
+            m.last_run = dict(zip(_RUN_KEYS[:11], (*row[:10], row[11]), strict=True))
+            m.stop_json = stop_json
             if decision.status == "rebalance":
-                pending = c.execute(
-                    "SELECT DISTINCT run_id, exec_date FROM orders WHERE status = 'pending' ORDER BY run_id"
-                ).fetchall()
+                pending = list(m.pending)  # SELECT DISTINCT run_id, exec_date ... WHERE status = 'pending'
                 if pending:
                     c.execute(
                         "UPDATE orders SET status = 'cancelled', cancelled_by = ? WHERE status = 'pending'",
@@ -137,6 +139,7 @@ class LedgerRuns(LedgerWrites):
                         "INSERT OR REPLACE INTO state (key, json) VALUES (?, ?)",
                         (f"{STATE_EXEC_RISK}{run_id}", decision.exec_risk.to_json()),
                     )
+                m.pending = [(run_id, str(exec_iso))]  # every older pending order was cancelled above
         return run_id
 
     def _check_exec_date(self, asof: dt.date, exec_date: dt.date | None) -> str:
@@ -145,10 +148,12 @@ class LedgerRuns(LedgerWrites):
         ex = to_date(exec_date)
         if ex < asof:
             raise LedgerError(f"exec_date {ex} is before the decision date {asof}")
-        lm = self.last_marked
+        m = self._memo_now()
+        assert m is not None
+        lm = dt.date.fromisoformat(m.last_marked) if m.last_marked else None
         if lm is not None and ex < lm:
             raise LedgerError(f"exec_date {ex} is before the last marked session {lm}: the book has moved on")
-        last_exec = self._conn.execute("SELECT MAX(exec_date) FROM executions").fetchone()[0]
+        last_exec = m.last_exec
         if last_exec is not None and ex.isoformat() <= last_exec:
             raise LedgerError(f"exec_date {ex} is not after the last execution {last_exec}")
         return ex.isoformat()

@@ -24,6 +24,7 @@ class LedgerWrites(LedgerReads):
 
     _lock: threading.RLock
     _depth: int
+    _memo_version: int | None = None  # PRAGMA data_version the in-memory book is valid for
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -37,9 +38,15 @@ class LedgerWrites(LedgerReads):
                     raise LedgerError(f"cannot lock ledger {self.path} for writing ({e})") from None
                 self._depth = 1
                 try:
+                    # another connection committed since the in-memory book was written: read the file again
+                    version = c.execute("PRAGMA data_version").fetchone()[0]
+                    if version != self._memo_version:
+                        self._memo = None
+                        self._memo_version = version
                     yield c
                     c.execute("COMMIT")
                 except BaseException as exc:
+                    self._memo = None
                     if c.in_transaction:
                         c.execute("ROLLBACK")
                     if isinstance(exc, sqlite3.Error):
@@ -54,6 +61,7 @@ class LedgerWrites(LedgerReads):
                 try:
                     yield c
                 except BaseException:
+                    self._memo = None
                     c.execute(f"ROLLBACK TO {name}")
                     c.execute(f"RELEASE {name}")
                     raise
@@ -65,6 +73,9 @@ class LedgerWrites(LedgerReads):
     def set_state(self, key: str, value: Any) -> None:
         """Persist a JSON-serializable value (canonical JSON) inside the current transaction."""
         from agent.decision import canonical_json
+        from agent.ledger.schema import STATE_LAST_MARKED, STATE_LAST_PRICES, STATE_STOP
 
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO state (key, json) VALUES (?, ?)", (key, canonical_json(value)))
+            if key in (STATE_LAST_MARKED, STATE_LAST_PRICES, STATE_STOP):  # a book value: read it back from the file
+                self._memo = None
