@@ -168,6 +168,19 @@ def combine_skill(prior: SkillEstimate | None, live: SkillEstimate) -> SkillEsti
     return SkillEstimate(ic, math.sqrt(1.0 / float(prec.sum())), live.n, sum(s.n_eff for s in parts), source)
 
 
+def _session_days(prices_index: Iterable[Any]) -> np.ndarray:
+    """The sessions as sorted datetime64[D] (a naive DatetimeIndex converts in one step; anything else, such as
+    a list of dates or a tz-aware index, date by date as before)."""
+    arr = np.asarray(prices_index)
+    if np.issubdtype(arr.dtype, np.datetime64):
+        days = arr.astype("datetime64[D]")
+    else:
+        days = np.array([d.date() if hasattr(d, "date") else d for d in prices_index], dtype="datetime64[D]")
+    if days.size > 1 and not bool(np.all(days[1:] > days[:-1])):
+        raise ValueError("the price window's sessions are not strictly increasing")
+    return days
+
+
 @dataclass
 class SkillTracker:
     """Forecasts made, their maturity and realized IC; the same object for the backtest and the daemon."""
@@ -194,15 +207,16 @@ class SkillTracker:
         ``prices_index`` are the sessions of a snapshot (all <= asof), ``closes`` its rows (same ticker order).
         Returns the newly matured observations (for persistence).
         """
-        dates = [d.date() if hasattr(d, "date") else d for d in prices_index]
-        pos = {d: i for i, d in enumerate(dates)}
+        open_ = [k for k, o in enumerate(self.obs) if o.ic is None]
+        if not open_:
+            return []
+        days = _session_days(prices_index)  # one conversion of the window, not a Python object per session
         col = {t: j for j, t in enumerate(tickers)}
         newly: list[ForecastObs] = []
-        for k, o in enumerate(self.obs):
-            if o.ic is not None:
-                continue
-            i = pos.get(o.asof)
-            if i is None or i + o.horizon >= len(dates):
+        for k in open_:
+            o = self.obs[k]
+            i = int(np.searchsorted(days, np.datetime64(o.asof, "D")))
+            if i >= len(days) or days[i] != np.datetime64(o.asof, "D") or i + o.horizon >= len(days):
                 continue  # made before this window, or its target window is still open at asof
             j = [col[t] for t in o.tickers if t in col]
             if len(j) != len(o.tickers):
@@ -210,7 +224,7 @@ class SkillTracker:
             block = np.asarray(closes[i : i + o.horizon + 1][:, j], dtype=float)
             realized = np.mean(block[1:] / block[:-1] - 1.0, axis=0)  # the models' target: mean daily return
             ic = realized_ic(np.asarray(o.mu), realized)
-            done = replace(o, matured_on=dates[i + o.horizon], ic=0.0 if ic is None else ic)
+            done = replace(o, matured_on=days[i + o.horizon].item(), ic=0.0 if ic is None else ic)
             self.obs[k] = done
             newly.append(done)
         return newly
