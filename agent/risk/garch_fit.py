@@ -107,14 +107,11 @@ def _from_mle(
     fitted_on: Any,
     maxiter: int,
 ) -> GarchParams:
-    """`fit_garch`'s result from the MLE `fit` of `r`: its parameters, or `arch`'s where the optimizer did not
-    converge. An optimum that converged but is not covariance stationary (persistence on the Σα + Σβ = 1
-    boundary) stands, marked not converged: `arch` ends at the same optimum (tests/unit/test_garch_mle.py), so
-    asking it again only costs its import (~1.5 s) and a fit."""
+    """`fit_garch`'s result from the MLE `fit` of `r`: its parameters, or `arch`'s where it did not converge."""
     prm = _params_from_vector(
         fit.params, r, p, q, dist, mean, fit.loglik, fit_ok=fit.converged, msg=fit.message
     )
-    if prm.converged or fit.converged:
+    if prm.converged:
         return replace(prm, fitted_on=_as_date(fitted_on), estimator="mle")
     ref = fit_garch_arch(r, p, q, dist, starting_values, mean=mean, fitted_on=fitted_on, maxiter=maxiter)
     why = f"mle did not converge ({prm.message}); fitted with arch"
