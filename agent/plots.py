@@ -231,8 +231,12 @@ def time_figure(n_legend: int, *, ncol: int | None = None, height: float = _AX_H
 
 
 def _png(fig: Any) -> bytes:
+    import warnings
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    with warnings.catch_warnings():  # a narrow chart's tick budget: matplotlib's own fallback interval is fine
+        warnings.filterwarnings("ignore", message="AutoDateLocator was unable", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
 
 
