@@ -37,14 +37,12 @@ from agent.risk.garch_mle import (
     Mean,
     MleFit,
     _after_basin,
-    _backcast,
     _direct_slsqp_tested,
     _layout,
+    _prepare,
     _Request,
     _slsqp_steps,
-    arch_starting_values,
     fit_garch_mle,
-    garch_bounds,
 )
 from agent.risk.garch_newton import _LOG_2PI, _ONE, GarchLik
 
@@ -98,13 +96,7 @@ def _fit_block(
     gens: dict[int, Generator[_Request, Any, MleFit]] = {}
     for i, y0 in enumerate(ys):
         try:
-            y = np.ascontiguousarray(y0, dtype=float)
-            mu0 = float(np.mean(y)) if mean == "constant" else 0.0
-            resids0 = y - mu0
-            bc = _backcast(resids0)
-            bounds = garch_bounds(resids0, p, q, dist, mean)
-            sv = arch_starting_values(y, p, q, dist, mean)
-            lik = GarchLik(y, p, q, dist == "t", mean == "constant", bc)
+            lik, sv, bounds, _ = _prepare(y0, p, q, dist, mean)
         except Exception as exc:
             out[i] = exc
             liks.append(None)  # type: ignore[arg-type]

@@ -71,19 +71,19 @@ def fit_garch(
     from agent.risk.garch_mle import fit_garch_mle
 
     r = _finite_returns(returns, p, q)
-    sv: np.ndarray | None = None
-    if isinstance(starting_values, GarchParams):
-        if (starting_values.p, starting_values.q, starting_values.dist, starting_values.mean) == (
-            p,
-            q,
-            dist,
-            mean,
-        ):
-            sv = starting_values.arch_vector()
-    elif starting_values is not None:
-        sv = np.asarray(starting_values, dtype=float)
+    sv = _start_vector(starting_values, p, q, dist, mean)
     fit = fit_garch_mle(r * _SCALE, p, q, dist, mean, starting_values=sv, maxiter=maxiter)
     return _from_mle(fit, r, p, q, dist, starting_values, mean, fitted_on, maxiter)
+
+
+def _start_vector(
+    starting_values: GarchParams | np.ndarray | None, p: int, q: int, dist: Dist, mean: Mean
+) -> np.ndarray | None:
+    """Starting values as an `arch`-ordered vector: a GarchParams of the same model, or a given vector."""
+    if isinstance(starting_values, GarchParams):
+        sp = starting_values
+        return sp.arch_vector() if (sp.p, sp.q, sp.dist, sp.mean) == (p, q, dist, mean) else None
+    return None if starting_values is None else np.asarray(starting_values, dtype=float)
 
 
 def _finite_returns(returns: np.ndarray, p: int, q: int) -> np.ndarray:
@@ -231,17 +231,7 @@ def fit_garch_arch(
     model = (ConstantMean if mean == "constant" else ZeroMean)(y, rescale=False)
     model.volatility = GARCH(p=q, o=0, q=p)  # arch: p = shock lags, q = variance lags
     model.distribution = StudentsT() if dist == "t" else Normal()
-    sv: np.ndarray | None = None
-    if isinstance(starting_values, GarchParams):
-        if (starting_values.p, starting_values.q, starting_values.dist, starting_values.mean) == (
-            p,
-            q,
-            dist,
-            mean,
-        ):
-            sv = starting_values.arch_vector()
-    elif starting_values is not None:
-        sv = np.asarray(starting_values, dtype=float)
+    sv = _start_vector(starting_values, p, q, dist, mean)
     n_par = (1 if mean == "constant" else 0) + 1 + p + q + (1 if dist == "t" else 0)
     if sv is not None and (sv.shape != (n_par,) or not np.all(np.isfinite(sv))):
         sv = None

@@ -273,6 +273,16 @@ def fit_garch_mle(
     iterations below 1e-4) is what the Newton steps replace. If either stage fails, SLSQP runs to `ftol`.
     Never raises on a bad fit: `converged` is False and `message` says why (the caller falls back to `arch`).
     """
+    lik, sv, bounds, ia = _prepare(y, p, q, dist, mean, starting_values)
+    first = _slsqp_fit(lik, sv, bounds, ia, q + p, maxiter, basin_ftol)
+    return _after_basin(lik, first, sv, bounds, ia, q + p, maxiter, ftol)
+
+
+def _prepare(
+    y: np.ndarray, p: int, q: int, dist: Dist, mean: Mean, starting_values: np.ndarray | None = None
+) -> tuple[GarchLik, np.ndarray, list[tuple[float, float]], int]:
+    """A fit's likelihood, starting values, bounds and first lag index (shared with agent/risk/garch_batch.py,
+    so a batched fit starts from exactly what a single one does)."""
     y = np.ascontiguousarray(y, dtype=float)
     mu0 = float(np.mean(y)) if mean == "constant" else 0.0
     resids0 = y - mu0
@@ -282,9 +292,7 @@ def fit_garch_mle(
     sv = arch_starting_values(y, p, q, dist, mean) if starting_values is None else starting_values
     if sv.shape != (n_par,) or not np.all(np.isfinite(sv)):
         sv = arch_starting_values(y, p, q, dist, mean)
-    lik = GarchLik(y, p, q, dist == "t", mean == "constant", bc)
-    first = _slsqp_fit(lik, sv, bounds, ia, q + p, maxiter, basin_ftol)
-    return _after_basin(lik, first, sv, bounds, ia, q + p, maxiter, ftol)
+    return GarchLik(y, p, q, dist == "t", mean == "constant", bc), sv, bounds, ia
 
 
 def _after_basin(
@@ -313,7 +321,8 @@ def _after_basin(
     return MleFit(sq.params, sq.loglik, sq.converged, msg, first.n_iter + sq.n_iter, lik.n_eval, bc)
 
 
-_DIRECT_SLSQP_SCIPY = ((1, 16), (1, 17))  # scipy releases whose private C SLSQP driver this was checked against
+# scipy releases whose private C SLSQP driver this was checked against
+_DIRECT_SLSQP_SCIPY = ((1, 16), (1, 17))
 
 
 def _direct_slsqp_tested() -> bool:

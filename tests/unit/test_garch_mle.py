@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from agent.risk.garch import fit_garch
 from agent.risk.garch_mle import arch_starting_values, fit_garch_mle, garch_negloglik
+from tests.unit.garch_sim import simulate_garch
 
 arch_univariate = pytest.importorskip("arch.univariate")
 
@@ -39,15 +40,7 @@ def _arch_fit(m, **kw):
         return m.fit(disp="off", show_warning=False, **kw)
 
 
-def _sim(n, seed, t_df=None):
-    rng = np.random.default_rng(seed)
-    z = rng.standard_t(t_df, n) * np.sqrt((t_df - 2) / t_df) if t_df else rng.standard_normal(n)
-    s, e, out = 1.0, 0.0, np.empty(n)
-    for t in range(n):
-        s = 0.05 + 0.08 * e * e + 0.9 * s
-        e = np.sqrt(s) * z[t]
-        out[t] = e + 0.03
-    return out
+_sim = simulate_garch
 
 
 @pytest.mark.parametrize(("p", "q", "dist"), SPECS)

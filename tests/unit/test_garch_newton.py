@@ -14,19 +14,12 @@ import pytest
 
 from agent.risk.garch_mle import _backcast, arch_starting_values, garch_negloglik
 from agent.risk.garch_newton import GarchLik, _qp
+from tests.unit.garch_sim import simulate_garch
 
 SPECS = [(p, q, dist) for dist in ("normal", "t") for (p, q) in ((1, 1), (2, 1), (1, 2), (2, 2))]
 
 
-def _sim(n, seed, t_df=None):
-    rng = np.random.default_rng(seed)
-    z = rng.standard_t(t_df, n) * np.sqrt((t_df - 2) / t_df) if t_df else rng.standard_normal(n)
-    s, e, out = 1.0, 0.0, np.empty(n)
-    for t in range(n):
-        s = 0.05 + 0.08 * e * e + 0.9 * s
-        e = np.sqrt(s) * z[t]
-        out[t] = e + 0.03
-    return out
+_sim = simulate_garch
 
 
 @pytest.mark.parametrize(("p", "q", "dist"), SPECS)
