@@ -12,7 +12,17 @@ import contextvars
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["DEPRECATED", "DIGEST_NAMES", "REMOVED", "RENAMES", "drop_removed", "migrate_layer", "rename_deprecated"]
+__all__ = [
+    "DEPRECATED",
+    "DIGEST_NAMES",
+    "ORDER_BEFORE_ENTRY_EXIT_MOVE",
+    "REMOVED",
+    "RENAMES",
+    "digest_overlay_order",
+    "drop_removed",
+    "migrate_layer",
+    "rename_deprecated",
+]
 
 # Deprecated keys met while building one Settings (collected by load_settings, logged by the CLI).
 DEPRECATED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("DEPRECATED", default=None)
@@ -30,6 +40,29 @@ DIGEST_NAMES: dict[str, dict[str, str]] = {
 # (reported as deprecated and ignored), and hashed into the strategy digest with that value, so that digests
 # written before the removal stay valid.
 REMOVED: dict[str, dict[str, Any]] = {"forecast": {"horizon_average": True}}
+
+# The overlay order before entry/exit moved ahead of the exposure overlays. Where entry/exit is off its place in
+# the order decides nothing, so the default order hashes as this one and those digests stay valid
+# (`digest_overlay_order`); with entry/exit on, decisions change and so does the digest.
+ORDER_BEFORE_ENTRY_EXIT_MOVE: tuple[str, ...] = (
+    "max_weight",
+    "group_caps",
+    "drawdown_stop",
+    "var_limit",
+    "vol_target",
+    "turnover_cap",
+    "entry_exit",
+    "no_trade_band",
+    "min_trade",
+)
+
+
+def digest_overlay_order(overlays: dict[str, Any], default_order: tuple[str, ...]) -> dict[str, Any]:
+    """The overlays section as the strategy digest hashes it (see ORDER_BEFORE_ENTRY_EXIT_MOVE)."""
+    entry_exit_on = overlays.get("entry_threshold", 0) > 0 or overlays.get("exit_threshold", 0) > 0
+    if entry_exit_on or tuple(overlays.get("order", ())) != tuple(default_order):
+        return overlays
+    return {**overlays, "order": list(ORDER_BEFORE_ENTRY_EXIT_MOVE)}
 
 
 def migrate_layer(layer: dict[str, Any]) -> dict[str, Any]:

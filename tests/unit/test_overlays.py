@@ -233,6 +233,30 @@ def test_entry_exit_hysteresis() -> None:
     np.testing.assert_allclose(w, [0.04, 0.0])
 
 
+def test_exposure_cuts_shrink_positions_without_exiting_them() -> None:
+    """Study 003 enters and exits on the optimized weight. A 1/14 book whose VaR needs two 20% cuts ends at
+    7.14% x 0.64 = 4.57% a position: with entry/exit judged after the cuts (the old order) every position was
+    sold to cash; in the default order the cuts shrink the positions and the book stays invested."""
+    n = 14
+    w0 = np.full(n, 1.0 / n)
+    sigma = 0.02  # daily vol of each asset, all perfectly correlated: VaR99 = 2.326 * 2% * exposure
+    cov = np.full((n, n), sigma**2)
+    ctx = make_ctx(w0, cov=cov)
+    var = VarLimitSettings(enabled=True, limit=0.025, confidence=0.99, cut=0.20)
+    cfg = OverlaySettings(var_limit=var, entry_threshold=0.05, exit_threshold=0.05)
+    assert cfg.order.index("entry_exit") < cfg.order.index("var_limit")
+    # VaR 4.65% -> 3.72% (x0.8) -> 2.98% (x0.64) -> 2.38% (x0.512): three cuts, 3.66% a position
+    w, recs, _ = apply_overlays(w0, ctx, cfg)
+    np.testing.assert_allclose(w, w0 * 0.8**3, rtol=1e-12)
+    var_after = parametric_var(w, cov, 0.99)
+    assert var_after == pytest.approx(Z99 * sigma * 0.8**3, rel=1e-9)
+    assert var_after <= 0.025
+    assert [r.action for r in recs] == ["none", "cut_exposure"]
+    old_order = cfg.model_copy(update={"order": (*(n for n in cfg.order if n != "entry_exit"), "entry_exit")})
+    w_old, recs_old, _ = apply_overlays(w0, ctx, old_order)
+    assert float(w_old.sum()) == 0.0 and recs_old[-1].action == "filtered"  # what the move fixed
+
+
 # ----------------------------------------------------------------------------------------------- band / min trade
 
 

@@ -13,6 +13,7 @@ import pytest
 from agent.decision import TRADING_DAYS, PortfolioState, StopState, cash_weight
 from agent.errors import ConfigError
 from agent.settings import RiskSettings, load_settings
+from agent.settings_compat import ORDER_BEFORE_ENTRY_EXIT_MOVE
 
 
 def _toml(tmp_path: Path, text: str) -> Path:
@@ -45,7 +46,25 @@ def test_digest_keeps_the_pre_rename_names() -> None:
     risk["garch_p"], risk["garch_q"] = risk.pop("arch_lags"), risk.pop("garch_lags")
     forecast = {**plain["forecast"], "horizon_average": True}  # removed no-op key: hashed as it always was
     assert "horizon_average" not in plain["forecast"]
-    assert s.strategy_digest() == digest({**plain, "risk": risk, "forecast": forecast})
+    # entry/exit is off in the default profile: its move in the overlay order hashes as the order before it
+    overlays = {**plain["overlays"], "order": list(ORDER_BEFORE_ENTRY_EXIT_MOVE)}
+    assert plain["overlays"]["order"] != overlays["order"]
+    assert s.strategy_digest() == digest({**plain, "risk": risk, "forecast": forecast, "overlays": overlays})
+
+
+def test_the_entry_exit_move_changes_only_the_digests_of_books_it_changes(isolated_env: Path) -> None:
+    """Entry/exit moved ahead of the exposure overlays. Without entry/exit its place decides nothing, so the
+    digest is the one the old order had (old decision logs still match); with it on, the new default order
+    decides differently from the old one, and the two digests differ."""
+    old_order = "order = [" + ", ".join(f'"{n}"' for n in ORDER_BEFORE_ENTRY_EXIT_MOVE) + "]\n"
+    thresholds = "entry_threshold = 0.05\nexit_threshold = 0.05\n"
+    for profile in ("default", "demo", "djia-lstm-garch"):
+        explicit_old = load_settings(_toml(isolated_env, "[overlays]\n" + old_order), profile=profile)
+        assert load_settings(profile=profile).strategy_digest() == explicit_old.strategy_digest()
+    on_new = load_settings(_toml(isolated_env, "[overlays]\n" + thresholds))
+    on_old = load_settings(_toml(isolated_env, "[overlays]\n" + thresholds + old_order))
+    assert on_new.overlays.order != on_old.overlays.order
+    assert on_new.strategy_digest() != on_old.strategy_digest()
 
 
 def test_the_removed_no_op_key_is_accepted_reported_and_ignored(isolated_env: Path) -> None:
