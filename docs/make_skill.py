@@ -215,8 +215,13 @@ def proof(
     profiles: tuple[str, ...] = ("default", "demo", "etf-lstm-mvo"),
     seed_list: tuple[int, ...] | None = None,
     tag: str = "",
+    rerun: tuple[str, str] | None = None,
 ) -> None:
-    """The 2020+ tables; ``tag`` names this process's files (placebo-TAG.json ...) so parts can run in parallel."""
+    """The 2020+ tables; ``tag`` names this process's files (placebo-TAG.json ...) so parts can run in parallel.
+
+    ``rerun = (label, why)`` replays one real-model row again, keeping its first run beside the new one and the
+    reason: a second look at 2020+ data is disclosed in the table, never silent (for a defect fix, not a tuning).
+    """
     seed_range = seed_list if seed_list is not None else tuple(range(seeds))
     # Grinold-Kahn (extra rows): ladder and placebo seeds 0-2, default only (time on the shared machine)
     gk_oracle_seeds = gk_placebo_seeds = 3
@@ -303,6 +308,10 @@ def proof(
                     _save(out, "oracle" + tag, rows)
     if "real" in only:
         rows = _prior(out, "real" + tag)
+        first: dict[str, Any] = {}
+        if rerun is not None:
+            first = {r.get("label", r["profile"]): r for r in rows}.get(rerun[0], {})
+            rows = [r for r in rows if r.get("label", r["profile"]) != rerun[0]]
         done_r = {r.get("label", r["profile"]) for r in rows}
         for label, profile, over in (
             ("default", "default", {}),
@@ -314,6 +323,11 @@ def proof(
                 continue
             r = replay(profile, WINDOWS[profile], out / "real" / label.replace(", Grinold–Kahn", "-gk"), over)
             r.update(kind="real", label=label)
+            if first and rerun is not None and label == rerun[0]:
+                keep = ("sharpe", "cagr", "turnover", "te", "gated", "skill_decisions")
+                r["first_run"] = {k: first[k] for k in keep if k in first}
+                r["first_run"]["first_runs"] = first.get("first_run")  # a third look would keep the second
+                r["rerun_why"] = rerun[1]
             rows.append(r)
             print(
                 json.dumps({k: r[k] for k in ("label", "sharpe", "turnover", "te", "ref_sharpe")}),
@@ -522,6 +536,16 @@ def render(out: Path, target: Path) -> None:
             "entry/exit), which trades away from the reference on its own.",
             "",
         ]
+        for x in r["rows"]:
+            if "first_run" in x:
+                f0 = x["first_run"]
+                lines += [
+                    f"**Second look at 2020+ for {x.get('label', x['profile'])}, disclosed:** {x['rerun_why']} "
+                    f"Its first run: Sharpe {_f(f0['sharpe'])}, CAGR {_f(f0['cagr'], True)}, turnover "
+                    f"{_f(f0['turnover'])}, {f0.get('gated', '?')} / {f0.get('skill_decisions', '?')} decisions "
+                    "gated; the row above is the rerun.",
+                    "",
+                ]
     target.write_text("\n".join(lines) + "\n")
     print(f"wrote {target}")
 
@@ -540,6 +564,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profiles", default="", help="profiles (tune: overlay evidence; proof: placebo, real)")
     ap.add_argument("--seed-list", default="", help="proof: these seeds only (e.g. 0,1)")
     ap.add_argument("--tag", default="", help="proof: suffix of this process's JSON files (parallel parts)")
+    ap.add_argument(
+        "--rerun",
+        nargs=2,
+        metavar=("LABEL", "WHY"),
+        help="proof: replay this real-model row again, keeping its first run and WHY in the table (a defect fix)",
+    )
     a = ap.parse_args(argv)
     os.environ.setdefault("AGENT_NO_PROGRESS", "1")
     os.environ.setdefault("AGENT_DATA_DIR", tempfile.mkdtemp(prefix="skill-data-"))
@@ -561,7 +591,9 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "proof":
         seed_list = tuple(int(x) for x in a.seed_list.split(",")) if a.seed_list else None
         profiles = tuple((a.profiles or "default,demo,etf-lstm-mvo").split(","))
-        proof(a.out, a.seeds, set(a.only.split(",")), profiles, seed_list, f"-{a.tag}" if a.tag else "")
+        rerun = (a.rerun[0], a.rerun[1]) if a.rerun else None
+        tag = f"-{a.tag}" if a.tag else ""
+        proof(a.out, a.seeds, set(a.only.split(",")), profiles, seed_list, tag, rerun)
     render(a.out, REPO / "docs" / "SKILL.md")
     return 0
 
