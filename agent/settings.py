@@ -21,7 +21,14 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import ConfigError, UsageError
-from agent.settings_compat import DEPRECATED, DIGEST_NAMES, REMOVED, digest_overlay_order, migrate_layer
+from agent.settings_compat import (
+    DEPRECATED,
+    DIGEST_NAMES,
+    REMOVED,
+    digest_overlay_order,
+    drop_neutral_added,
+    migrate_layer,
+)
 from agent.settings_sections import (
     AllocationSettings,
     BacktestSettings,
@@ -236,6 +243,7 @@ class Settings(BaseSettings):
             plain[section] = {**plain[section], **kept}
         default_order = OverlaySettings.model_fields["order"].default
         plain["overlays"] = digest_overlay_order(plain["overlays"], default_order)
+        plain = drop_neutral_added(plain)
         return digest(plain)
 
     @property

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "ADDED",
     "DEPRECATED",
     "DIGEST_NAMES",
     "ORDER_BEFORE_ENTRY_EXIT_MOVE",
     "REMOVED",
     "RENAMES",
     "digest_overlay_order",
+    "drop_neutral_added",
     "drop_removed",
     "migrate_layer",
     "rename_deprecated",
@@ -55,6 +57,30 @@ ORDER_BEFORE_ENTRY_EXIT_MOVE: tuple[str, ...] = (
     "no_trade_band",
     "min_trade",
 )
+
+
+# (section, subsection...) -> {added key: its neutral value}. A key added with a default that decides exactly as
+# before is hashed only when set to something else, so digests written before it existed stay valid.
+ADDED: dict[tuple[str, ...], dict[str, Any]] = {("overlays", "var_limit"): {"release": 0.0}}
+
+
+def drop_neutral_added(plain: dict[str, Any]) -> dict[str, Any]:
+    """The digest's plain settings without the added keys that hold their neutral value (see ADDED)."""
+    out = dict(plain)
+    for path, keys in ADDED.items():
+        parents = [out]
+        for part in path:  # copy the chain down to the section holding the keys
+            child = parents[-1].get(part)
+            if not isinstance(child, Mapping):
+                break
+            parents[-1][part] = dict(child)
+            parents.append(parents[-1][part])
+        else:
+            section = parents[-1]
+            for k, neutral in keys.items():
+                if k in section and section[k] == neutral:
+                    del section[k]
+    return out
 
 
 def digest_overlay_order(overlays: dict[str, Any], default_order: tuple[str, ...]) -> dict[str, Any]:

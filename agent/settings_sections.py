@@ -288,6 +288,9 @@ class VarLimitSettings(_Section):
     confidence: float = Field(0.99, gt=0.5, lt=1)
     cut: float = Field(0.20, gt=0, le=1)  # exposure reduction per step
     max_steps: int = Field(20, ge=1)
+    # release band: after a cut, full exposure returns only once the target's VaR is <= (1 - release) x limit;
+    # in between, exposure is held at the current exposure (0: back as soon as the VaR is under the limit)
+    release: float = Field(0.0, ge=0, lt=1)
 
 
 class VolTargetSettings(_Section):

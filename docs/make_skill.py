@@ -417,6 +417,9 @@ def render(out: Path, target: Path) -> None:
             f"{platform.machine()} {os.cpu_count()} cores, shared with other busy engineers",
             dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds"),
         )
+    from var_release_evidence import render_section
+
+    lines += render_section(out)
     p = load("placebo")
     if p:
         lines += [

@@ -7,7 +7,7 @@ VaR limit the same path turns over 1.2. A release band is the usual remedy for s
 returns to full exposure only once the full target's VaR is ``release`` below the limit; in between, exposure is
 held at the current exposure. The limit itself is unchanged: above it the overlay cuts exactly as before.
 
-Run by ``python docs/var_release_evidence.py run`` (rows to ``runs/skill/evidence-var-release.json``); rendered
+Run by ``python docs/var_release_evidence.py run`` (rows to ``runs/skill/var-release.json``); rendered
 into docs/SKILL.md by ``make_skill.py render`` through ``render_section``. The rule (``RULES``) was written and
 committed before any of this evidence was run. No 2020+ data is used: every window ends 2019-12-31.
 """
@@ -108,14 +108,14 @@ def run(out: Path, runs: tuple[tuple[str, str, int], ...] = RUNS) -> None:
     sys.path.insert(0, str(REPO / "docs"))
     from make_skill import replay
 
-    path = out / "evidence-var-release.json"
+    path = out / "var-release.json"
     rows: list[dict[str, Any]] = json.loads(path.read_text())["rows"] if path.exists() else []
     done = {(r["release"], *_key(r)) for r in rows}
     for profile, kind, seed in runs:
         for rel in CANDIDATES:
             if (rel, profile, kind, seed) in done:
                 continue
-            d = out / "evidence-var-release" / f"{profile}-{kind}-{seed}-{rel:g}"
+            d = out / "var-release" / f"{profile}-{kind}-{seed}-{rel:g}"
             r = replay(profile, WINDOW, d, _overrides(profile, kind, seed, rel))
             r.update(kind=kind, seed=seed, release=rel)
             rows.append(r)
@@ -126,7 +126,7 @@ def run(out: Path, runs: tuple[tuple[str, str, int], ...] = RUNS) -> None:
 
 def render_section(out: Path) -> list[str]:
     """The Rule V section of docs/SKILL.md (empty when the evidence has not been run)."""
-    path = out / "evidence-var-release.json"
+    path = out / "var-release.json"
     if not path.exists():
         return []
     rows = json.loads(path.read_text())["rows"]

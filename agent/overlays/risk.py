@@ -16,6 +16,7 @@ from agent.overlays.base import (
     _ANNUAL,
     _STOP_ACTIVE,
     OverlayContext,
+    _current,
     _listing,
     _pct,
     _quad,
@@ -28,7 +29,11 @@ if TYPE_CHECKING:
     from agent.decision import OverlayRecord, StopState
     from agent.settings import OverlaySettings
 
-__all__ = ["drawdown_stop", "group_caps", "max_weight", "var_limit", "vol_target"]
+__all__ = ["RELEASE_EPS", "drawdown_stop", "group_caps", "max_weight", "var_limit", "vol_target"]
+
+# a book this far under the target's exposure is taken as cut (drift and costs leave a fully invested book a few
+# basis points short of the target, which must not count as a cut in force)
+RELEASE_EPS = 0.01
 
 
 def max_weight(
@@ -211,6 +216,18 @@ def var_limit(
     var0 = parametric_var(w, ctx.cov, conf)
     label = f"{conf:.0%} 1-day VaR" if round(conf * 100, 6).is_integer() else f"{conf:.1%} 1-day VaR"
     if var0 <= v_cfg.limit:
+        floor = (1.0 - v_cfg.release) * v_cfg.limit
+        held, exposure = float(_current(ctx).sum()), float(w.sum())
+        if v_cfg.release > 0 and var0 > floor and held < exposure - RELEASE_EPS:
+            # inside the release band, below the target's exposure (a cut still in force): stay at the current
+            # exposure rather than step back up, so a VaR hovering at the limit does not buy and sell 20% a time
+            out = _tidy(w * (held / exposure))
+            reason = (
+                f"{label} {var0:.2%} within the release band {floor:.2%}..{v_cfg.limit:.2%}: exposure held at "
+                f"{_pct(held)} (target {_pct(exposure)}) -> VaR {parametric_var(out, ctx.cov, conf):.2%}"
+            )
+            details = {"var": var0, "limit": v_cfg.limit, "release_floor": floor, "exposure_held": held}
+            return out, _record(name, "held_exposure", reason, out, ctx, details), stop
         reason = f"{label} {var0:.2%} <= limit {v_cfg.limit:.2%}"
         return w, _record(name, "none", reason, w, ctx, {"var": var0, "limit": v_cfg.limit}), stop
     out = w.copy()

@@ -125,3 +125,37 @@ def test_shipped_profiles_follow_the_rendered_decisions() -> None:
         want = ev.overlay_settings(config)
         assert s.overlays.drawdown_stop.enabled == want["drawdown_stop"], profile
         assert s.overlays.var_limit.enabled == want["var_limit"], profile
+    release = re.search(r"\*\*Chosen: release = ([0-9.]+)\*\* \(rule V", text)
+    assert release is not None, "docs/SKILL.md has no rule V decision"
+    for profile in decided:
+        assert load_settings(profile=profile).overlays.var_limit.release == float(release.group(1)), profile
+
+
+def _vr() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("var_release_evidence", REPO / "docs" / "var_release_evidence.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_rule_v_decides_from_the_rows() -> None:
+    """Made-up rows flip rule V's choice: the lowest turnover among the qualifying, ties to the smaller band."""
+    vr = _vr()
+
+    def rows(by_release: dict[float, tuple[float, float, float]]) -> list[dict[str, Any]]:
+        return [
+            {"profile": p, "kind": "twin", "seed": 0, "release": rel, "sharpe": sh, "max_drawdown": dd, "turnover": to}
+            for p in ("default", "demo")
+            for rel, (sh, dd, to) in by_release.items()
+        ]
+
+    base = (0.70, -0.30, 20.0)
+    # 0.2 cuts turnover most but costs 0.05 Sharpe: 0.1 wins
+    assert vr.decide_release(rows({0.0: base, 0.1: (0.69, -0.30, 16.0), 0.2: (0.65, -0.30, 12.0)}))["chosen"] == 0.1
+    # 0.2 is within 5% of 0.1's turnover: the smaller band
+    assert vr.decide_release(rows({0.0: base, 0.1: (0.70, -0.30, 16.0), 0.2: (0.70, -0.30, 15.5)}))["chosen"] == 0.1
+    # a deeper drawdown disqualifies: back to 0
+    assert vr.decide_release(rows({0.0: base, 0.1: (0.70, -0.33, 16.0)}))["chosen"] == 0.0
+    # 0.2 clearly lower and free
+    assert vr.decide_release(rows({0.0: base, 0.1: (0.70, -0.30, 18.0), 0.2: (0.71, -0.29, 12.0)}))["chosen"] == 0.2
