@@ -417,9 +417,11 @@ def render(out: Path, target: Path) -> None:
             f"{platform.machine()} {os.cpu_count()} cores, shared with other busy engineers",
             dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds"),
         )
+    from skill_looks import render_looks
     from var_release_evidence import render_section
 
     lines += render_section(out)
+    lines += render_looks(out)
     p = load("placebo")
     if p:
         lines += [
@@ -504,7 +506,7 @@ def render(out: Path, target: Path) -> None:
             )
         )
         lines += [
-            "## Real models with skill-aware allocation (run once; every choice made before 2020: 2015–2019, "
+            "## Real models with skill-aware allocation (the latest look, see above; every choice made before 2020: 2015–2019, "
             "2006–2019)",
             "",
             f"Machine: {r['machine']}; generated {r['generated']}. Target: Sharpe ≥ 1/N − 0.05 and turnover "
@@ -568,6 +570,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-list", default="", help="proof: these seeds only (e.g. 0,1)")
     ap.add_argument("--tag", default="", help="proof: suffix of this process's JSON files (parallel parts)")
     ap.add_argument(
+        "--new-look",
+        metavar="WHY",
+        help="proof: archive the current --only tables under looks/<k>/ with WHY, then run them again",
+    )
+    ap.add_argument(
         "--rerun",
         nargs=2,
         metavar=("LABEL", "WHY"),
@@ -594,6 +601,10 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "proof":
         seed_list = tuple(int(x) for x in a.seed_list.split(",")) if a.seed_list else None
         profiles = tuple((a.profiles or "default,demo,etf-lstm-mvo").split(","))
+        if a.new_look:
+            from skill_looks import archive_look
+
+            archive_look(a.out, a.new_look, tuple(a.only.split(",")))
         rerun = (a.rerun[0], a.rerun[1]) if a.rerun else None
         tag = f"-{a.tag}" if a.tag else ""
         proof(a.out, a.seeds, set(a.only.split(",")), profiles, seed_list, tag, rerun)
