@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import ConfigError, UsageError
-from agent.settings_compat import DEPRECATED, DIGEST_NAMES, REMOVED, migrate_layer
+from agent.settings_compat import ADDED, DEPRECATED, DIGEST_NAMES, REMOVED, migrate_layer
 from agent.settings_sections import (
     AllocationSettings,
     BacktestSettings,
@@ -234,6 +234,8 @@ class Settings(BaseSettings):
             plain[section] = {names.get(k, k): v for k, v in plain[section].items()}
         for section, kept in REMOVED.items():  # removed no-op keys hash as the value they always had
             plain[section] = {**plain[section], **kept}
+        for section, added in ADDED.items():  # keys added later hash only away from their old-behaviour value
+            plain[section] = {k: v for k, v in plain[section].items() if k not in added or v != added[k]}
         return digest(plain)
 
     @property

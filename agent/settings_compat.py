@@ -12,7 +12,16 @@ import contextvars
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["DEPRECATED", "DIGEST_NAMES", "REMOVED", "RENAMES", "drop_removed", "migrate_layer", "rename_deprecated"]
+__all__ = [
+    "ADDED",
+    "DEPRECATED",
+    "DIGEST_NAMES",
+    "REMOVED",
+    "RENAMES",
+    "drop_removed",
+    "migrate_layer",
+    "rename_deprecated",
+]
 
 # Deprecated keys met while building one Settings (collected by load_settings, logged by the CLI).
 DEPRECATED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("DEPRECATED", default=None)
@@ -30,6 +39,10 @@ DIGEST_NAMES: dict[str, dict[str, str]] = {
 # (reported as deprecated and ignored), and hashed into the strategy digest with that value, so that digests
 # written before the removal stay valid.
 REMOVED: dict[str, dict[str, Any]] = {"forecast": {"horizon_average": True}}
+
+# section -> {added key: the value that reproduces the behaviour from before it existed}. At that value the key is
+# left out of the strategy digest, so every digest written before the key was added stays valid.
+ADDED: dict[str, dict[str, Any]] = {"skill": {"gate_sustain": 1}}
 
 
 def migrate_layer(layer: dict[str, Any]) -> dict[str, Any]:
