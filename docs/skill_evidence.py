@@ -139,6 +139,50 @@ def decide_gate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"chosen": chosen, "candidates": cands, "why": why}
 
 
+def decide_gate2(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rule G2 on the measured rows (part "gate2"): the chosen candidate and the numbers it rests on."""
+    cands: dict[str, dict[str, Any]] = {}
+    order = list(GATE2_CANDIDATES)
+    labels = {r["candidate"] for r in rows if r.get("part") == "gate2" and r["kind"] != "twin"}
+    for label in sorted(labels, key=lambda x: (order.index(x) if x in order else len(order), x)):
+        sel = [r for r in rows if r.get("part") == "gate2" and r.get("candidate") == label]
+        pl = [r for r in sel if r["kind"] == "placebo"]
+        o5 = [r for r in sel if r["kind"] == "oracle" and r.get("ic") == 0.05]
+        o10 = [r for r in sel if r["kind"] == "oracle" and r.get("ic") == 0.1]
+        if not pl or not o5:
+            continue
+        cands[label] = {
+            "placebo_seeds": len(pl),
+            "te_zero_mean": _mean(pl, "te_zero"),
+            "te_zero_max": max(r["te_zero"] for r in pl),
+            "open_mean": _mean(pl, "open_fraction"),
+            "open_max": max(r["open_fraction"] for r in pl),
+            "placebo_sharpe": _mean(pl, "sharpe"),
+            "oracle_seeds": len(o5),
+            "oracle_sharpe": _mean(o5, "sharpe"),
+            "oracle_turnover": _mean(o5, "turnover"),
+            "oracle_open": _mean(o5, "open_fraction"),
+            "oracle10_sharpe": _mean(o10, "sharpe"),
+            "oracle10_turnover": _mean(o10, "turnover"),
+            "oracle10_open": _mean(o10, "open_fraction"),
+            "ref_sharpe": pl[0]["ref_sharpe"],
+            "passes": len(pl) >= len(GATE_PLACEBO_SEEDS) and max(r["te_zero"] for r in pl) <= TE_MAX,
+        }
+    passing = [c for c in cands if cands[c]["passes"]]  # least strict first
+    if passing:
+        best = max(cands[c]["oracle_sharpe"] for c in passing)
+        chosen = next(c for c in passing if cands[c]["oracle_sharpe"] >= best - SHARPE_TIE)
+        why = "passes the placebo test; best oracle IC 0.05 Sharpe (ties within 0.02 to the less strict)"
+    elif cands:
+        chosen = min(cands, key=lambda c: cands[c]["te_zero_max"])
+        why = (
+            "no candidate passes the placebo test; the smallest worst-seed placebo TE to the zero-skill twin"
+        )
+    else:
+        return {"chosen": None, "candidates": {}, "why": "not run"}
+    return {"chosen": chosen, "candidates": cands, "why": why}
+
+
 def decide_overlays(rows: list[dict[str, Any]], profile: str) -> dict[str, Any]:
     """Rule O for one profile on the measured rows (part "overlays")."""
     stats: dict[str, dict[str, Any]] = {}
