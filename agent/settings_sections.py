@@ -266,7 +266,7 @@ class SkillSettings(_Section):
     gate_t: float = Field(2.0, ge=0)  # skill t-stat below this: mu = pi (0 disables the gate)
     # sustained evidence against multiple testing (agent.skill.tracker.sustained_t): the gate opens only when the
     # t-stat was >= gate_t at each of the last gate_sustain maturities of forecasts; 1 = the t-stat at asof alone
-    gate_sustain: int = Field(1, ge=1)
+    gate_sustain: int = Field(1, ge=1)  # open only if t >= gate_t at each of the last N maturities (1: at asof)
     halflife: float = Field(26.0, gt=0)  # live skill: half-life in matured forecasts
     min_live: int = Field(20, ge=2)  # matured forecasts before live skill counts (a t-stat on fewer is noise)
     prior_se_multiplier: float = Field(2.0, ge=1)  # widen the validation IC's error (early stopping used it)
