@@ -45,7 +45,12 @@ def test_digest_keeps_the_pre_rename_names() -> None:
     risk["garch_p"], risk["garch_q"] = risk.pop("arch_lags"), risk.pop("garch_lags")
     forecast = {**plain["forecast"], "horizon_average": True}  # removed no-op key: hashed as it always was
     assert "horizon_average" not in plain["forecast"]
-    assert s.strategy_digest() == digest({**plain, "risk": risk, "forecast": forecast})
+    # a key added later (skill.gate_sustain) hashes only away from the value that behaves as before it existed
+    skill = {k: v for k, v in plain["skill"].items() if k != "gate_sustain"}
+    assert plain["skill"]["gate_sustain"] == 1
+    assert s.strategy_digest() == digest({**plain, "risk": risk, "forecast": forecast, "skill": skill})
+    sustained = load_settings(profile="default", overrides={"skill.gate_sustain": 13})
+    assert sustained.strategy_digest() != s.strategy_digest()
 
 
 def test_the_removed_no_op_key_is_accepted_reported_and_ignored(isolated_env: Path) -> None:
