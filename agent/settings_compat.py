@@ -61,7 +61,10 @@ ORDER_BEFORE_ENTRY_EXIT_MOVE: tuple[str, ...] = (
 
 # (section, subsection...) -> {added key: its neutral value}. A key added with a default that decides exactly as
 # before is hashed only when set to something else, so digests written before it existed stay valid.
-ADDED: dict[tuple[str, ...], dict[str, Any]] = {("overlays", "var_limit"): {"release": 0.0}}
+ADDED: dict[tuple[str, ...], dict[str, Any]] = {
+    ("overlays", "var_limit"): {"release": 0.0},
+    ("skill",): {"gate_sustain": 1},
+}
 
 
 def drop_neutral_added(plain: dict[str, Any]) -> dict[str, Any]:

@@ -264,6 +264,9 @@ class SkillSettings(_Section):
     combine: Literal["black_litterman", "grinold_kahn"] = "black_litterman"
     tau: float = Field(0.05, gt=0, le=1)  # BL prior uncertainty scale
     gate_t: float = Field(2.0, ge=0)  # skill t-stat below this: mu = pi (0 disables the gate)
+    # sustained evidence against multiple testing (agent.skill.tracker.sustained_t): the gate opens only when the
+    # t-stat was >= gate_t at each of the last gate_sustain maturities of forecasts; 1 = the t-stat at asof alone
+    gate_sustain: int = Field(1, ge=1)  # open only if t >= gate_t at each of the last N maturities (1: at asof)
     halflife: float = Field(26.0, gt=0)  # live skill: half-life in matured forecasts
     min_live: int = Field(20, ge=2)  # matured forecasts before live skill counts (a t-stat on fewer is noise)
     prior_se_multiplier: float = Field(2.0, ge=1)  # widen the validation IC's error (early stopping used it)

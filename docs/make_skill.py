@@ -417,6 +417,9 @@ def render(out: Path, target: Path) -> None:
             f"{platform.machine()} {os.cpu_count()} cores, shared with other busy engineers",
             dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds"),
         )
+        from skill_gate2 import load_gate2, render_gate2
+
+        lines += render_gate2(load_gate2(out))
     from skill_looks import render_looks
     from var_release_evidence import render_section
 
@@ -564,11 +567,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--active", default="", help="tune: active risk aversions (default: the grid)")
     ap.add_argument("--gate", default="", help="tune: gate t-stats (default: the grid)")
     ap.add_argument(
-        "--parts", default="grid,gate,overlays,gk", help="tune: grid (2015-19), gate, overlays, gk (pre-2020)"
+        "--parts",
+        default="grid,gate,overlays,gk",
+        help="tune: grid (2015-19), gate, gate2, overlays, gk (pre-2020)",
     )
     ap.add_argument("--profiles", default="", help="profiles (tune: overlay evidence; proof: placebo, real)")
     ap.add_argument("--seed-list", default="", help="proof: these seeds only (e.g. 0,1)")
-    ap.add_argument("--tag", default="", help="proof: suffix of this process's JSON files (parallel parts)")
+    ap.add_argument("--tag", default="", help="proof, tune gate2: suffix of this process's JSON files (parallel)")
     ap.add_argument(
         "--new-look",
         metavar="WHY",
@@ -588,6 +593,13 @@ def main(argv: list[str] | None = None) -> int:
         parts = set(a.parts.split(","))
         if "grid" in parts:
             tune(a.out, actives, tuple(float(x) for x in a.gate.split(",")) if a.gate else GRID_GATE)
+        if (
+            "gate2" in parts
+        ):  # rule G2 (docs/skill_gate2.py); SKILL_GATE2="t = 2;t = 3" splits it across processes
+            from skill_gate2 import run_gate2
+
+            labels = tuple(x for x in os.environ.get("SKILL_GATE2", "").split(";") if x) or None
+            run_gate2(a.out, replay, labels, f"-{a.tag}" if a.tag else "")
         from skill_evidence import run_evidence
 
         run_evidence(

@@ -7,7 +7,8 @@ and the optimizer. It
 2. records the forecast in the skill tracker and matures older forecasts whose horizon has elapsed by asof,
    using only the point-in-time price snapshot;
 3. measures skill: validation IC from the model's metadata (prior) and live IC of matured forecasts, combined by
-   precision; the gate zeroes it when its t-statistic is below ``skill.gate_t``;
+   precision; the gate zeroes it when its t-statistic is below ``skill.gate_t`` (with ``skill.gate_sustain`` > 1:
+   at any of the last that many maturities);
 4. builds the reference portfolio and its implied returns pi = delta * Sigma @ w_ref (delta =
    ``allocation.risk_aversion``, the optimizer's own), and the posterior mu (Black–Litterman or Grinold–Kahn).
 
@@ -37,7 +38,14 @@ from agent.allocate.black_litterman import (
 from agent.allocate.reference import implied_returns, reference_weights
 from agent.errors import ConfigError
 from agent.skill.synthetic import oracle_forecast, placebo_forecast
-from agent.skill.tracker import ForecastObs, SkillEstimate, SkillTracker, combine_skill, prior_from_metrics
+from agent.skill.tracker import (
+    ForecastObs,
+    SkillEstimate,
+    SkillTracker,
+    combine_skill,
+    prior_from_metrics,
+    sustained_t,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -205,7 +213,19 @@ def skill_step(
     if source != "model":
         prior = None  # a placebo or oracle is not the model: its only evidence is its own live record
     combined = combine_skill(prior, live)
-    used_ic = skill_gate(combined.ic, combined.t, sk.gate_t) if views_mu is not None else 0.0
+    gate_stat = combined.t
+    if sk.gate_sustain > 1 and views_mu is not None:  # the t-stat at each of the last gate_sustain maturities
+
+        def t_at(d: dt.date) -> float:
+            lv = state.tracker.live(d)
+            if lv.n < sk.min_live:
+                lv = SkillEstimate(lv.ic, math.inf, lv.n, lv.n_eff, "live (too few)")
+            return combine_skill(prior, lv).t
+
+        gate_stat = min(combined.t, sustained_t(t_at, state.tracker.obs, asof, sk.gate_sustain))
+        rec["gate_sustain"] = sk.gate_sustain
+        rec["gate_t_sustained"] = round(gate_stat, 8) if math.isfinite(gate_stat) else None
+    used_ic = skill_gate(combined.ic, gate_stat, sk.gate_t) if views_mu is not None else 0.0
     if math.isfinite(live.se) and live.t < sk.warn_below_t:  # drift monitor: a structured warning event
         from agent.logging import get_logger
 

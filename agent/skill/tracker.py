@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "ew_skill",
     "prior_from_metrics",
     "realized_ic",
+    "sustained_t",
 ]
 
 
@@ -128,6 +129,36 @@ def ew_skill(
     var = float(w @ (ic - mean) ** 2 / w.sum()) * n / (n - 1)
     se = math.sqrt(max(var, 1e-12) / max(n_eff, 1e-9))
     return SkillEstimate(mean, se, n, n_eff, "live")
+
+
+def sustained_t(t_at: Callable[[dt.date], float], obs: Sequence[ForecastObs], asof: dt.date, k: int) -> float:
+    """The smallest t-statistic seen at each of the last ``k`` maturity dates on or before asof (-inf when
+    fewer than ``k`` forecasts have matured); ``t_at(d)`` is the skill t-statistic as measured at date ``d``.
+
+    Why (the gate against multiple testing): the gate is tested at every decision, and the exponentially
+    weighted t-statistic of a skill-less forecast is a stationary series, close to an AR(1) with lag-1
+    correlation 2^(-1/half-life) (0.97 at half-life 26) and unit variance. A fixed level u is crossed again and
+    again: at u = 2 a skill-less forecast has the gate open on 2.5% of decisions and opens it about once every
+    four years. But its excursions above u are short — they last as long as a run of lucky ICs keeps the
+    average up, and the average forgets at the half-life: mean 4.6 forecasts above u = 2, median 2, 90% under
+    12 (simulated with this module's estimator on pure noise, docs/skill_gate2.py ``null_gate_rates``).
+    Genuine skill raises the mean of the series instead, so it stays above u for as long as it lasts. Asking
+    for the evidence at each of the last ``k`` maturities therefore removes most false openings and only
+    delays a true one by ``k - 1`` forecasts. ``k`` = half the half-life (13 at 26) cuts the null's open
+    fraction at u = 2 from 2.5% to 0.5% and its openings to about one in 40 years — the false-opening rate of
+    a plain one-sided 3-sigma gate — while a forecast whose skill holds t >= 2 keeps the gate open.
+
+    Point in time: only maturity dates on or before asof are used, and ``t_at`` is called with those dates
+    alone (the caller measures each from forecasts matured on or before it).
+    """
+    if k <= 1:
+        return t_at(asof)
+    dates = sorted(
+        {o.matured_on for o in obs if o.ic is not None and o.matured_on is not None and o.matured_on <= asof}
+    )
+    if len(dates) < k:
+        return -math.inf
+    return min(t_at(d) for d in dates[-k:])
 
 
 def prior_from_metrics(metrics: dict[str, Any] | None, se_multiplier: float = 1.0) -> SkillEstimate | None:

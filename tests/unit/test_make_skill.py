@@ -159,3 +159,85 @@ def test_rule_v_decides_from_the_rows() -> None:
     assert vr.decide_release(rows({0.0: base, 0.1: (0.70, -0.33, 16.0)}))["chosen"] == 0.0
     # 0.2 clearly lower and free
     assert vr.decide_release(rows({0.0: base, 0.1: (0.70, -0.30, 18.0), 0.2: (0.71, -0.29, 12.0)}))["chosen"] == 0.2
+
+
+def _gate2_rows(te_max: dict[str, float], sharpe: dict[str, float]) -> list[dict[str, Any]]:
+    """Made-up rule G2 rows: per candidate, 10 placebo seeds (seed 9 has the worst TE) and 5+5 oracle seeds."""
+    rows = []
+    for c in te_max:
+        rows += [
+            _row(
+                part="gate2",
+                kind="placebo",
+                candidate=c,
+                seed=s,
+                te_zero=te_max[c] * (1 if s == 9 else 0.5),
+                open_fraction=0.01,
+            )
+            for s in range(10)
+        ]
+        rows += [
+            _row(
+                part="gate2",
+                kind="oracle",
+                candidate=c,
+                seed=s,
+                ic=ic,
+                sharpe=sharpe[c] + ic,
+                open_fraction=0.2,
+            )
+            for ic in (0.05, 0.1)
+            for s in range(5)
+        ]
+    return rows
+
+
+def test_gate2_rule_follows_the_rows() -> None:
+    ev = _ev()
+    names = list(ev.GATE2_CANDIDATES)  # least strict first: t = 2, t = 2.5, t = 2 sustained 13, t = 3
+    te = dict(zip(names, (0.02, 0.012, 0.008, 0.005), strict=True))
+    # two pass (sustained, t = 3): the better oracle Sharpe wins
+    assert (
+        ev.decide_gate2(_gate2_rows(te, dict(zip(names, (0.9, 0.8, 0.6, 0.7), strict=True))))["chosen"]
+        == names[3]
+    )
+    assert (
+        ev.decide_gate2(_gate2_rows(te, dict(zip(names, (0.9, 0.8, 0.7, 0.6), strict=True))))["chosen"]
+        == names[2]
+    )
+    # within 0.02: the less strict
+    assert (
+        ev.decide_gate2(_gate2_rows(te, dict(zip(names, (0.9, 0.8, 0.69, 0.70), strict=True))))["chosen"]
+        == names[2]
+    )
+    # the worst seed decides: t = 2.5 fails on one seed at 1.2% although its mean is below 1%
+    out = ev.decide_gate2(_gate2_rows(te, dict(zip(names, (0.9, 0.95, 0.6, 0.6), strict=True))))
+    assert out["chosen"] == names[2] and not out["candidates"][names[1]]["passes"]
+    assert out["candidates"][names[1]]["te_zero_mean"] < 0.01
+    # none passes: the smallest worst-seed TE
+    none = {n: 0.011 + 0.001 * i for i, n in enumerate(reversed(names))}
+    out = ev.decide_gate2(_gate2_rows(none, dict.fromkeys(names, 0.7)))
+    assert out["chosen"] == names[3] and "no candidate passes" in out["why"]
+    # fewer than 10 placebo seeds never pass
+    short = [r for r in _gate2_rows(te, dict.fromkeys(names, 0.7)) if r["kind"] != "placebo" or r["seed"] < 9]
+    assert not any(c["passes"] for c in ev.decide_gate2(short)["candidates"].values())
+    assert ev.decide_gate2([])["chosen"] is None
+
+
+def test_gate2_render_prints_the_decision_from_the_rows() -> None:
+    _ev()
+    spec = importlib.util.spec_from_file_location("skill_gate2", REPO / "docs" / "skill_gate2.py")
+    assert spec is not None and spec.loader is not None
+    g2 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(g2)
+    names = list(g2.GATE2_CANDIDATES)
+    te = dict(zip(names, (0.02, 0.012, 0.008, 0.005), strict=True))
+    text = "\n".join(g2.render_gate2(_gate2_rows(te, dict(zip(names, (0.9, 0.8, 0.6, 0.7), strict=True)))))
+    assert f"Decision (rule G2): **{names[3]}**" in text and text.count("| yes |") == 2
+    assert g2.render_gate2([]) == []
+    # the null rates behind the candidates' order: each stricter candidate opens less often on pure noise
+    rates = [
+        g2.null_gate_rates(o["skill.gate_t"], o.get("skill.gate_sustain", 1), paths=300)["open_fraction"]
+        for o in g2.GATE2_CANDIDATES.values()
+    ]
+    assert rates == sorted(rates, reverse=True)

@@ -49,7 +49,13 @@ def test_digest_keeps_the_pre_rename_names() -> None:
     # entry/exit is off in the default profile: its move in the overlay order hashes as the order before it
     overlays = {**plain["overlays"], "order": list(ORDER_BEFORE_ENTRY_EXIT_MOVE)}
     assert plain["overlays"]["order"] != overlays["order"]
-    assert s.strategy_digest() == digest({**plain, "risk": risk, "forecast": forecast, "overlays": overlays})
+    # a key added later (skill.gate_sustain) hashes only away from the value that behaves as before it existed
+    skill = {k: v for k, v in plain["skill"].items() if k != "gate_sustain"}
+    assert plain["skill"]["gate_sustain"] == 1
+    hashed = {**plain, "risk": risk, "forecast": forecast, "overlays": overlays, "skill": skill}
+    assert s.strategy_digest() == digest(hashed)
+    sustained = load_settings(profile="default", overrides={"skill.gate_sustain": 13})
+    assert sustained.strategy_digest() != s.strategy_digest()
 
 
 def test_the_entry_exit_move_changes_only_the_digests_of_books_it_changes(isolated_env: Path) -> None:

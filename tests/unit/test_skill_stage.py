@@ -64,3 +64,22 @@ def test_negative_live_skill_warns_and_holds_the_reference() -> None:
     out = _step(s, prices, cov, state, np.linspace(-1, 1, 9) * 1e-3)
     assert out.used_ic == 0.0
     assert out.record["warning"]["event"] == "skill_drift"
+
+
+def test_sustained_gate_waits_for_lasting_evidence() -> None:
+    """A run of lucky ICs lifts the t-stat over 2 for a few maturities: the plain gate opens, the sustained gate
+    (t >= 2 at each of the last 13 maturities) does not; skill that has lasted opens both."""
+    lucky = [0.1, -0.1] * 12 + [0.5] * 4
+    mu = np.linspace(-1, 1, 9) * 1e-3
+    s, prices, cov, state = _setup(lucky)
+    plain = _step(s, prices, cov, state, mu)
+    assert plain.record["skill"]["combined"]["t"] >= 2.0 and plain.used_ic > 0
+    assert "gate_sustain" not in plain.record  # the default (1): the record is as before
+    s, prices, cov, state = _setup(lucky, **{"skill.gate_sustain": 13})
+    held = _step(s, prices, cov, state, mu)
+    assert held.used_ic == 0.0 and held.record["skill"]["gated"]
+    assert held.record["gate_sustain"] == 13 and held.record["gate_t_sustained"] < 2.0
+    steady = list(np.random.default_rng(1).normal(0.15, 0.1, 30))
+    s, prices, cov, state = _setup(steady, **{"skill.gate_sustain": 13})
+    out = _step(s, prices, cov, state, mu)
+    assert out.used_ic > 0.1 and out.record["gate_t_sustained"] >= 2.0

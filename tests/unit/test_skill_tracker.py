@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.skill.monitor import skill_status
 from agent.skill.store import SkillStore
@@ -20,6 +23,7 @@ from agent.skill.tracker import (
     ew_skill,
     prior_from_metrics,
     realized_ic,
+    sustained_t,
 )
 from training.skill import cross_sectional_ic, validation_skill
 
@@ -198,3 +202,69 @@ def test_training_validation_skill_against_references() -> None:
     assert m["skill_mse_vs_rolling_mean"] == pytest.approx(m["skill_mse_vs_zero"])
     noise = validation_skill(rng.normal(size=(600, 9)), true, None, 5)
     assert abs(noise["skill_ic_cs_t"]) < 3.5 and abs(noise["skill_ic_cs"]) < 0.06
+
+
+def _matured(n: int, d0: dt.date = dt.date(2021, 1, 4)) -> list[ForecastObs]:
+    """n weekly forecasts, each matured a week after it was made (IC irrelevant: t_at supplies the t-stats)."""
+    return [
+        ForecastObs(
+            d0 + dt.timedelta(weeks=i), "m", 5, TICKERS, (0.0,) * 5, d0 + dt.timedelta(weeks=i + 1), 0.1
+        )
+        for i in range(n)
+    ]
+
+
+def test_sustained_gate_opens_only_after_k_maturities_above_and_closes_at_once() -> None:
+    """A hand-built t path: 2.5 from the 10th maturity on, one dip to 1.5 at the 20th. With k = 4 the gate (t
+    >= 2) opens at the 13th maturity (the 10th-13th all >= 2), closes at the dip and stays closed until four
+    maturities after it; k = 1 is the t-stat at asof alone."""
+    obs = _matured(30)
+    mat = [o.matured_on for o in obs if o.matured_on is not None]
+    path = {m: (2.5 if i >= 9 else 0.5) for i, m in enumerate(mat)}
+    path[mat[19]] = 1.5
+
+    def t_at(d: dt.date) -> float:  # the t-stat as measured at d: the one at the latest maturity by then
+        return path[max(m for m in mat if m <= d)]
+
+    def opened(k: int) -> list[int]:
+        return [i for i, m in enumerate(mat) if sustained_t(t_at, obs, m, k) >= 2.0]
+
+    assert opened(1) == [i for i in range(30) if i >= 9 and i != 19]
+    assert opened(4) == [12, 13, 14, 15, 16, 17, 18, *range(23, 30)]
+    # before k forecasts have matured the gate cannot open at all
+    assert sustained_t(lambda d: 9.0, obs, mat[2], 4) == -math.inf
+    assert sustained_t(lambda d: 9.0, obs, mat[3], 4) == 9.0
+
+
+def test_sustained_gate_is_point_in_time() -> None:
+    """Only maturities on or before asof are asked for, and forecasts maturing later change nothing."""
+    obs = _matured(20)
+    asof = obs[9].matured_on
+    assert asof is not None
+    asked: list[dt.date] = []
+
+    def t_at(d: dt.date) -> float:
+        asked.append(d)
+        return 3.0
+
+    sustained_t(t_at, obs, asof, 5)
+    assert asked and max(asked) <= asof
+    later = [*obs[:10], *(dataclasses.replace(o, ic=-0.9) for o in obs[10:])]
+    assert sustained_t(lambda d: float(d.toordinal()), later, asof, 5) == sustained_t(
+        lambda d: float(d.toordinal()), obs, asof, 5
+    )
+
+
+@given(st.lists(st.floats(-5, 5), min_size=1, max_size=40), st.integers(1, 45), st.floats(-3, 3))
+def test_sustained_t_is_the_minimum_of_the_last_k(ts: list[float], k: int, threshold: float) -> None:
+    obs = _matured(len(ts))
+    by = {o.matured_on: t for o, t in zip(obs, ts, strict=True)}
+    asof = obs[-1].matured_on
+    assert asof is not None
+    got = sustained_t(lambda d: by[d], obs, asof, k)
+    if k > len(ts):
+        assert got == -math.inf
+    else:
+        assert got == min(ts[-k:])
+        assert (got >= threshold) == all(t >= threshold for t in ts[-k:])
+        assert got <= sustained_t(lambda d: by[d], obs, asof, max(1, k - 1))  # stricter with k
