@@ -58,6 +58,11 @@ RULES = (
     "most 0.02 lower and its mean max drawdown at most 2 points deeper. Among the qualifying, the lowest mean "
     "turnover relative to release 0 wins; within 5% of the lowest, the smaller release. The choice applies to "
     "default, demo and etf-lstm-mvo (etf-lstm-mvo's 16 ETFs exist only from 2018-06: it follows, as in rule O).\n"
+    "* **Joint check (added 2026-11-27 after rule V chose 0.1 and rule G2 chose t = 2.5, each measured with the "
+    "other's previous value; written before the check ran).** The pair is run on rule G2's placebo test: the "
+    "default profile with release 0.1 and gate t = 2.5, placebo seeds 0–9, TE to its zero-skill twin (release "
+    "0.1). It passes at ≤ 1.0% on every seed. If it fails, rule G2 is run again in full with release 0.1 and its "
+    "decision is shipped instead.\n"
 )
 
 
@@ -124,6 +129,49 @@ def run(out: Path, runs: tuple[tuple[str, str, int], ...] = RUNS) -> None:
             path.write_text(json.dumps({"rows": rows}, indent=1))
 
 
+JOINT = {"overlays.var_limit.release": 0.1, "skill.gate_t": 2.5}
+JOINT_SEEDS = tuple(range(10))
+
+
+def joint_check(out: Path) -> dict[str, Any]:
+    """The joint check: rule G2's placebo test on the pair rule V and rule G2 chose (rows to var-release-joint.json)."""
+    sys.path.insert(0, str(REPO / "docs"))
+    from make_skill import replay
+    from skill_evidence import te_to
+
+    base = out / "var-release-joint"
+    twin = base / "twin"
+    over = {"forecast.model": "none", **JOINT}
+    if not (twin / "nav.csv").exists():
+        replay("default", WINDOW, twin, {**over, "forecast.placebo": 0, **ZERO_SKILL})
+    rows = []
+    for seed in JOINT_SEEDS:
+        d = base / f"placebo-{seed}"
+        r = replay("default", WINDOW, d, {**over, "forecast.placebo": seed})
+        r.update(kind="placebo", seed=seed, te_zero=te_to(d, twin))
+        rows.append(r)
+        print(json.dumps({k: r[k] for k in ("seed", "sharpe", "turnover", "te_zero")}), flush=True)
+    res = {"settings": JOINT, "rows": rows, "passes": max(r["te_zero"] for r in rows) <= 0.01}
+    (out / "var-release-joint.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def render_joint(out: Path) -> list[str]:
+    path = out / "var-release-joint.json"
+    if not path.exists():
+        return []
+    res = json.loads(path.read_text())
+    te = [r["te_zero"] for r in res["rows"]]
+    verdict = "passes" if res["passes"] else "FAILS (rule G2 to be re-run with release 0.1)"
+    return [
+        f"Joint check (release {res['settings']['overlays.var_limit.release']:g}, gate t = "
+        f"{res['settings']['skill.gate_t']:g}), default 2006–2019, placebo seeds 0–9: TE to the zero-skill twin "
+        f"mean {100 * float(np.mean(te)):.2f}%, worst seed {100 * max(te):.2f}%; mean turnover "
+        f"{float(np.mean([r['turnover'] for r in res['rows']])):.2f}: **{verdict}**.",
+        "",
+    ]
+
+
 def render_section(out: Path) -> list[str]:
     """The Rule V section of docs/SKILL.md (empty when the evidence has not been run)."""
     path = out / "var-release.json"
@@ -144,18 +192,20 @@ def render_section(out: Path) -> list[str]:
             f"{'yes' if c['qualifies'] else 'no'} |"
         )
     lines += ["", f"**Chosen: release = {dec['chosen']:g}** (rule V on the rows above).", ""]
-    return lines
+    return lines + render_joint(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cmd", choices=("run", "decide"))
+    ap.add_argument("cmd", choices=("run", "decide", "joint"))
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "skill")
     a = ap.parse_args(argv)
     os.environ.setdefault("AGENT_NO_PROGRESS", "1")
     os.environ.setdefault("AGENT_DATA_DIR", tempfile.mkdtemp(prefix="var-release-data-"))
     if a.cmd == "run":
         run(a.out)
+    elif a.cmd == "joint":
+        joint_check(a.out)
     print("\n".join(render_section(a.out)))
     return 0
 
