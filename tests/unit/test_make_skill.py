@@ -15,8 +15,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
-
 from agent.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,9 +108,9 @@ def test_shipped_profiles_follow_the_rendered_decisions() -> None:
     """The decisions docs/SKILL.md prints (computed from the pre-2020 rows) are what the profiles ship."""
     ev = _ev()
     text = (REPO / "docs" / "SKILL.md").read_text()
-    gate = re.search(r"Decision \(rule G\): \*\*gate t = ([0-9.]+)\*\*", text)
-    if gate is None:
-        pytest.skip("docs/SKILL.md has no pre-2020 gate decision")
+    gate2 = re.search(r"Decision \(rule G2\): \*\*(.+?)\*\*", text)  # G2 replaced rule G's gate
+    assert gate2 is not None, "docs/SKILL.md has no rule G2 decision"
+    gate = ev.GATE2_CANDIDATES[gate2.group(1)]
     sections = re.findall(
         r"### Rule O: risk overlays, (\S+) profile.*?Decision \(rule O\): \*\*(.+?)\*\*", text, re.S
     )
@@ -121,7 +119,8 @@ def test_shipped_profiles_follow_the_rendered_decisions() -> None:
     decided["etf-lstm-mvo"] = decided["default"]  # too little pre-2020 data of its own: follows the default
     for profile, config in decided.items():
         s = load_settings(profile=profile)
-        assert s.skill.enabled and s.skill.gate_t == float(gate.group(1)), profile
+        assert s.skill.enabled and s.skill.gate_t == gate["skill.gate_t"], profile
+        assert s.skill.gate_sustain == gate.get("skill.gate_sustain", 1), profile
         want = ev.overlay_settings(config)
         assert s.overlays.drawdown_stop.enabled == want["drawdown_stop"], profile
         assert s.overlays.var_limit.enabled == want["var_limit"], profile
