@@ -85,8 +85,10 @@ def render_looks(out: Path) -> list[str]:
             f"{s['etf-lstm-mvo']} | {s['placebo']} | {s['oracle']} |"
         )
     s = _summary(out)
+    why_now = out / "why.txt"  # written by the run that produced the current tables, when it was a rerun
+    now = why_now.read_text().partition("\n")[2].strip() if why_now.exists() else "the current settings"
     lines.append(
-        f"| {len(dirs) + 1} (tables below) | – | the current settings | {s['default']} | {s['demo']} | "
+        f"| {len(dirs) + 1} (tables below) | – | {now} | {s['default']} | {s['demo']} | "
         f"{s['etf-lstm-mvo']} | {s['placebo']} | {s['oracle']} |"
     )
     return [*lines, ""]
