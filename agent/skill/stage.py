@@ -215,7 +215,8 @@ def skill_step(
         if state.tracker.record(obs):
             delta_obs.append(obs)
     closes = prices[list(tickers)].to_numpy(dtype=float)
-    delta_obs.extend(state.tracker.mature(prices.index, closes, tickers))
+    # scored on the returns the book can earn: from the execution close t+lag over the horizon
+    delta_obs.extend(state.tracker.mature(prices.index, closes, tickers, settings.execution.lag_sessions))
     state.pending.extend(delta_obs)
     # what this decision added to the tracker: the log alone can rebuild it (agent.skill.store.tracker_from_records)
     rec["tracker_delta"] = [o.to_dict() for o in delta_obs]
