@@ -374,7 +374,7 @@ def markdown(res: dict[str, Any]) -> str:
         return float(np.mean(out))
 
     lines = [
-        "| run | seeds | IC vs close t..t+h (tracker; old oracle target) | IC vs book (t+lag .. next execution) | gate open | mean t | used IC (open) | live IC |",
+        "| run | seeds | IC vs close t..t+h (the old oracle and tracker window) | IC vs book (t+lag .. next execution) | gate open | mean t | used IC (open) | live IC |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for k, vs in by.items():
