@@ -122,15 +122,29 @@ def _est(e: SkillEstimate | None) -> dict[str, Any] | None:
 
 
 def _oracle_mu(
-    future: pd.DataFrame, tickers: tuple[str, ...], asof: dt.date, horizon: int, ic: float, seed: int
+    future: pd.DataFrame,
+    tickers: tuple[str, ...],
+    asof: dt.date,
+    horizon: int,
+    ic: float,
+    seed: int,
+    lag: int = 0,
 ) -> np.ndarray | None:
+    """The oracle's forecast at asof: IC ``ic`` against the returns the book can earn from this decision.
+
+    A decision at close ``asof`` is executed at close ``asof + lag`` sessions (``execution.lag_sessions``) and
+    held for ``horizon`` sessions, so the oracle's target is the mean daily return from close t+lag to close
+    t+lag+horizon. (Drawn against close t .. close t+horizon, a window the book cannot earn from its first
+    session, its IC against the book's returns was about (h-lag)/h of the nominal one: 0.07 for IC 0.1.)
+    """
     import pandas as pd
 
     px = future[list(tickers)]
     idx = int(px.index.searchsorted(pd.Timestamp(asof), side="right")) - 1
-    if idx < 0 or idx + horizon >= len(px) or px.index[idx].date() != asof:
+    start = idx + max(int(lag), 0)
+    if idx < 0 or start + horizon >= len(px) or px.index[idx].date() != asof:
         return None
-    block = px.iloc[idx : idx + horizon + 1].to_numpy(dtype=float)
+    block = px.iloc[start : start + horizon + 1].to_numpy(dtype=float)
     realized = np.mean(block[1:] / block[:-1] - 1.0, axis=0)
     return oracle_forecast(realized, ic, seed, asof)
 
@@ -160,8 +174,9 @@ def substitute_forecast(
     if source.startswith("oracle"):
         assert state is not None and settings.forecast.oracle_ic is not None
         seed = settings.forecast.oracle_seed
+        lag = settings.execution.lag_sessions
         return _oracle_mu(
-            state.oracle_future, tickers, asof, horizon, settings.forecast.oracle_ic, seed
+            state.oracle_future, tickers, asof, horizon, settings.forecast.oracle_ic, seed, lag
         ), source
     return mu, source
 
@@ -200,7 +215,8 @@ def skill_step(
         if state.tracker.record(obs):
             delta_obs.append(obs)
     closes = prices[list(tickers)].to_numpy(dtype=float)
-    delta_obs.extend(state.tracker.mature(prices.index, closes, tickers))
+    # scored on the returns the book can earn: from the execution close t+lag over the horizon
+    delta_obs.extend(state.tracker.mature(prices.index, closes, tickers, settings.execution.lag_sessions))
     state.pending.extend(delta_obs)
     # what this decision added to the tracker: the log alone can rebuild it (agent.skill.store.tracker_from_records)
     rec["tracker_delta"] = [o.to_dict() for o in delta_obs]

@@ -6,8 +6,9 @@ oracle — the forecast must be replaceable by one of known skill.
 * ``placebo_forecast``: seeded Gaussian noise with the model forecast's cross-sectional mean and spread, seeded
   by (seed, asof) so that any replay of a date draws the same noise. No information, by construction.
 * ``oracle_forecast``: **look-ahead, research only.** A forecast whose cross-sectional correlation with the
-  realized returns over its horizon is ``ic`` in expectation: ``z = ic * z_true + sqrt(1 - ic^2) * noise``. The
-  engine refuses it unless the caller hands it the future explicitly (a replay), see agent.skill.stage.
+  realized returns it is given is ``ic`` in expectation: ``z = ic * z_true + sqrt(1 - ic^2) * noise``. The
+  engine gives it the returns the book earns from the decision (from the execution close t+lag over the
+  horizon) and refuses it unless the caller hands it the future explicitly (a replay), see agent.skill.stage.
 """
 
 from __future__ import annotations

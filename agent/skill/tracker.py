@@ -1,15 +1,18 @@
 """Point-in-time skill of the forecasts the agent actually made.
 
 Why: the allocation may use exactly the skill a model has shown, and no more (issue 9). A forecast made at
-``t`` with horizon ``h`` sessions is *matured* at the session ``t + h``; only then is its realized outcome known.
+close ``t`` is traded at close ``t + lag`` (``execution.lag_sessions``), so it is scored on the returns the book
+can earn, close ``t + lag`` to close ``t + lag + h`` for a horizon of ``h`` sessions, and is *matured* at session
+``t + lag + h``; only then is its realized outcome known.
 At a decision ``asof`` the tracker uses forecasts matured on or before ``asof`` — never one whose target window
 is still open — so the skill estimate is a function of data available at ``asof`` only.
 
 Per matured forecast the tracker keeps the cross-sectional IC (Pearson correlation of the forecast with the
-realized mean daily return over its horizon). The live skill is the exponentially weighted mean of those ICs
-(half-life in forecasts), with a standard error from the weighted dispersion and the effective sample size
-(Kish), reduced when horizons overlap. Validation skill (from the model's metadata) is the prior; the two are
-combined by precision weighting, so live evidence takes over as it accumulates.
+realized mean daily return over that window; the models' validation IC uses close ``t`` .. ``t + h``). The live
+skill is the exponentially weighted mean of those ICs (half-life in forecasts), with a standard error from the
+weighted dispersion and the effective sample size (Kish), reduced when horizons overlap. Validation skill (from
+the model's metadata) is the prior; the two are combined by precision weighting, so live evidence takes over as
+it accumulates.
 
 State is a list of ``ForecastObs`` (the forecast, and once matured its realized IC). The backtest keeps it in
 memory; the daemon persists it with ``agent.skill.store.SkillStore`` in the ledger's SQLite file. Both run the
@@ -231,13 +234,16 @@ class SkillTracker:
         return True
 
     def mature(
-        self, prices_index: Iterable[Any], closes: np.ndarray, tickers: Sequence[str]
+        self, prices_index: Iterable[Any], closes: np.ndarray, tickers: Sequence[str], lag: int = 0
     ) -> list[ForecastObs]:
         """Set IC on forecasts whose horizon has elapsed within this point-in-time price window.
 
         ``prices_index`` are the sessions of a snapshot (all <= asof), ``closes`` its rows (same ticker order).
-        Returns the newly matured observations (for persistence).
+        ``lag`` (``execution.lag_sessions``): a decision at close t trades at close t+lag, so the returns its
+        forecast can earn run from close t+lag to close t+lag+h; that window is scored, and the forecast
+        matures at session t+lag+h. Returns the newly matured observations (for persistence).
         """
+        lag = max(int(lag), 0)
         open_ = [k for k, o in enumerate(self.obs) if o.ic is None]
         if not open_:
             return []
@@ -247,15 +253,17 @@ class SkillTracker:
         for k in open_:
             o = self.obs[k]
             i = int(np.searchsorted(days, np.datetime64(o.asof, "D")))
-            if i >= len(days) or days[i] != np.datetime64(o.asof, "D") or i + o.horizon >= len(days):
+            end = i + lag + o.horizon
+            if i >= len(days) or days[i] != np.datetime64(o.asof, "D") or end >= len(days):
                 continue  # made before this window, or its target window is still open at asof
             j = [col[t] for t in o.tickers if t in col]
             if len(j) != len(o.tickers):
                 continue
-            block = np.asarray(closes[i : i + o.horizon + 1][:, j], dtype=float)
-            realized = np.mean(block[1:] / block[:-1] - 1.0, axis=0)  # the models' target: mean daily return
+            block = np.asarray(closes[i + lag : end + 1][:, j], dtype=float)
+            # the models' target, over the tradable window: mean daily simple return
+            realized = np.mean(block[1:] / block[:-1] - 1.0, axis=0)
             ic = realized_ic(np.asarray(o.mu), realized)
-            done = replace(o, matured_on=days[i + o.horizon].item(), ic=0.0 if ic is None else ic)
+            done = replace(o, matured_on=days[end].item(), ic=0.0 if ic is None else ic)
             self.obs[k] = done
             newly.append(done)
         return newly

@@ -83,3 +83,57 @@ def test_sustained_gate_waits_for_lasting_evidence() -> None:
     s, prices, cov, state = _setup(steady, **{"skill.gate_sustain": 13})
     out = _step(s, prices, cov, state, mu)
     assert out.used_ic > 0.1 and out.record["gate_t_sustained"] >= 2.0
+
+
+@pytest.mark.parametrize("lag", [0, 1, 2])
+def test_oracle_targets_the_returns_the_book_earns(lag: int) -> None:
+    """A decision at close t trades at close t+lag and then holds h sessions: that is the oracle's target.
+
+    With IC 1 the oracle is the target itself (up to scale), so its cross-sectional correlation with the mean
+    daily return from close t+lag to close t+lag+h is 1; against the window from close t (the book cannot earn
+    its first ``lag`` sessions) it is not.
+    """
+    from agent.skill.stage import oracle_replay, substitute_forecast
+
+    s, prices, _, _ = _setup(
+        [], **{"forecast.oracle_ic": 1.0, "forecast.model": "none", "execution.lag_sessions": lag}
+    )
+    with oracle_replay(prices):
+        state = SkillState.create(s)
+    h, i = 5, 100
+    asof = prices.index[i].date()
+    mu, source = substitute_forecast(asof, None, h, s, state)
+    assert source == "oracle-1.0" and mu is not None
+    px = prices[list(s.universe.tickers)].to_numpy()
+
+    def window(a: int) -> np.ndarray:
+        return np.mean(px[a + 1 : a + h + 1] / px[a : a + h] - 1.0, axis=0)
+
+    assert np.corrcoef(mu, window(i + lag))[0, 1] == pytest.approx(1.0, abs=1e-12)
+    if lag:
+        assert np.corrcoef(mu, window(i))[0, 1] < 0.99
+    # no target window left in the data: no oracle (the replay's last decisions)
+    last = prices.index[len(prices) - h - lag].date()
+    assert substitute_forecast(last, None, h, s, state)[0] is None
+
+
+def test_the_skill_step_scores_forecasts_from_the_execution_close() -> None:
+    """skill_step matures a forecast made at t at session t + execution.lag_sessions + h, scored on that window."""
+    from agent.skill.tracker import realized_ic
+
+    s, prices, cov, _ = _setup([], **{"execution.lag_sessions": 1})
+    state = SkillState(tracker=SkillTracker(halflife=26))
+    fc = type("F", (), {"horizon": 5, "model_id": "m"})()
+    mu = np.linspace(-1, 1, 9) * 1e-3
+    returns = prices.pct_change().iloc[1:]
+    i = 100
+    skill_step(prices.index[i].date(), prices.iloc[: i + 1], fc, mu, cov, returns, s, state, None)
+    for k in range(1, 7):  # t+1 .. t+6: open until the window from the execution close t+1 has elapsed
+        snap = prices.iloc[: i + k + 1]
+        out = skill_step(snap.index[-1].date(), snap, fc, None, cov, returns, s, state, None)
+        matured = [o for o in out.record["tracker_delta"] if o["ic"] is not None]
+        assert bool(matured) == (k == 6)
+    px = prices[list(s.universe.tickers)].to_numpy()
+    window = np.mean(px[i + 2 : i + 7] / px[i + 1 : i + 6] - 1.0, axis=0)
+    assert matured[0]["ic"] == pytest.approx(realized_ic(mu, window), abs=1e-12)
+    assert matured[0]["matured_on"] == prices.index[i + 6].date().isoformat()

@@ -61,6 +61,27 @@ def test_forecast_matures_only_when_its_horizon_has_elapsed() -> None:
     assert t.live(px.index[45].date()).n == 1
 
 
+@pytest.mark.parametrize("lag", [1, 2])
+def test_forecast_is_scored_on_the_returns_the_book_earns(lag: int) -> None:
+    """Decided at close t, traded at close t+lag: the forecast is scored from close t+lag over its horizon.
+
+    It matures at session t+lag+h (never earlier), and its IC is the correlation with the mean daily return of
+    sessions t+lag+1 .. t+lag+h, the returns a position taken at the execution can earn.
+    """
+    px = _prices()
+    t = SkillTracker()
+    made = px.index[40]
+    t.record(_obs(made, np.arange(5.0)))
+    for k in range(5 + lag):
+        snap = px.iloc[: 41 + k]
+        assert t.mature(snap.index, snap.to_numpy(), TICKERS, lag) == []
+    snap = px.iloc[: 46 + lag]
+    (done,) = t.mature(snap.index, snap.to_numpy(), TICKERS, lag)
+    assert done.matured_on == px.index[45 + lag].date()
+    realized = px.pct_change().iloc[41 + lag : 46 + lag].mean().to_numpy()
+    assert done.ic == pytest.approx(np.corrcoef(np.arange(5.0), realized)[0, 1], abs=1e-12)
+
+
 def test_perturbing_prices_after_asof_changes_nothing() -> None:
     """Change every price after a cutoff: the live skill up to the cutoff is identical."""
     px = _prices(120, seed=3)
