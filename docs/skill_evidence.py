@@ -90,6 +90,13 @@ RULES = (
     "the zero-skill twin is ≤ 1.0% on all 10 seeds. Among the passing, the best mean oracle IC 0.05 net "
     "Sharpe; a difference under 0.02 goes to the less strict. If none passes: the smallest worst-seed TE to the "
     "twin. IC 0.1 is reported, not ruled on. Decided by `decide_gate2` from the rows.\n"
+    "* **Re-run after the tracker fix** (written 2026-11-27 20:27 UTC, before the re-run): the skill tracker and the research "
+    "oracle now score a forecast on the returns the book can earn (close t+lag .. t+lag+h, merged 346cf45), "
+    "which changes every gate opening. Rules G2 and V are run again in full with the fixed code on the profile "
+    "as then shipped (gate t = 2.5, release 0.1; each candidate overrides its own setting); the tables below "
+    "are the re-run (the first run's numbers are in issue 9's note). Then the joint check runs on the pair they "
+    "choose. If it fails, the next stricter candidate that passed rule G2 is checked, in G2's order, and the "
+    "first that passes is shipped.\n"
 )
 # rule G2 (docs/skill_gate2.py runs and renders it): label -> overrides, least strict first
 GATE2_CANDIDATES: dict[str, dict[str, Any]] = {

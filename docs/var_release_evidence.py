@@ -63,6 +63,9 @@ RULES = (
     "default profile with release 0.1 and gate t = 2.5, placebo seeds 0–9, TE to its zero-skill twin (release "
     "0.1). It passes at ≤ 1.0% on every seed. If it fails, rule G2 is run again in full with release 0.1 and its "
     "decision is shipped instead.\n"
+    "* **Re-run after the tracker fix** (2026-11-27 20:27 UTC, before the re-run): rule V and the joint check are run again "
+    "with the skill tracker and oracle scoring the tradable window (see rule G2's re-run), the gate as then "
+    "shipped (t = 2.5); the joint check uses the pair rules G2 and V then choose.\n"
 )
 
 
@@ -129,19 +132,21 @@ def run(out: Path, runs: tuple[tuple[str, str, int], ...] = RUNS) -> None:
             path.write_text(json.dumps({"rows": rows}, indent=1))
 
 
-JOINT = {"overlays.var_limit.release": 0.1, "skill.gate_t": 2.5}
+JOINT = {"overlays.var_limit.release": 0.1, "skill.gate_t": 2.5}  # default pair; `joint --pair` overrides
 JOINT_SEEDS = tuple(range(10))
 
 
-def joint_check(out: Path) -> dict[str, Any]:
+def joint_check(out: Path, pair: dict[str, Any] | None = None) -> dict[str, Any]:
     """The joint check: rule G2's placebo test on the pair rule V and rule G2 chose (rows to var-release-joint.json)."""
     sys.path.insert(0, str(REPO / "docs"))
     from make_skill import replay
     from skill_evidence import te_to
 
+    pair = dict(JOINT if pair is None else pair)
+
     base = out / "var-release-joint"
     twin = base / "twin"
-    over = {"forecast.model": "none", **JOINT}
+    over = {"forecast.model": "none", **pair}
     if not (twin / "nav.csv").exists():
         replay("default", WINDOW, twin, {**over, "forecast.placebo": 0, **ZERO_SKILL})
     rows = []
@@ -151,7 +156,7 @@ def joint_check(out: Path) -> dict[str, Any]:
         r.update(kind="placebo", seed=seed, te_zero=te_to(d, twin))
         rows.append(r)
         print(json.dumps({k: r[k] for k in ("seed", "sharpe", "turnover", "te_zero")}), flush=True)
-    res = {"settings": JOINT, "rows": rows, "passes": max(r["te_zero"] for r in rows) <= 0.01}
+    res = {"settings": pair, "rows": rows, "passes": max(r["te_zero"] for r in rows) <= 0.01}
     (out / "var-release-joint.json").write_text(json.dumps(res, indent=1))
     return res
 
@@ -163,9 +168,9 @@ def render_joint(out: Path) -> list[str]:
     res = json.loads(path.read_text())
     te = [r["te_zero"] for r in res["rows"]]
     verdict = "passes" if res["passes"] else "FAILS (rule G2 to be re-run with release 0.1)"
+    gate = ", ".join(f"{k.split('.')[-1]} {v:g}" for k, v in res["settings"].items() if k.startswith("skill."))
     return [
-        f"Joint check (release {res['settings']['overlays.var_limit.release']:g}, gate t = "
-        f"{res['settings']['skill.gate_t']:g}), default 2006–2019, placebo seeds 0–9: TE to the zero-skill twin "
+        f"Joint check (release {res['settings']['overlays.var_limit.release']:g}, gate: {gate}), default 2006–2019, placebo seeds 0–9: TE to the zero-skill twin "
         f"mean {100 * float(np.mean(te)):.2f}%, worst seed {100 * max(te):.2f}%; mean turnover "
         f"{float(np.mean([r['turnover'] for r in res['rows']])):.2f}: **{verdict}**.",
         "",
@@ -199,13 +204,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cmd", choices=("run", "decide", "joint"))
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "skill")
+    ap.add_argument("--release", type=float, default=None, help="joint: the release rule V chose")
+    ap.add_argument("--gate", default="", help="joint: the rule G2 candidate label, e.g. 't = 2.5'")
     a = ap.parse_args(argv)
     os.environ.setdefault("AGENT_NO_PROGRESS", "1")
     os.environ.setdefault("AGENT_DATA_DIR", tempfile.mkdtemp(prefix="var-release-data-"))
     if a.cmd == "run":
         run(a.out)
     elif a.cmd == "joint":
-        joint_check(a.out)
+        pair = None
+        if a.release is not None and a.gate:
+            sys.path.insert(0, str(REPO / "docs"))
+            from skill_evidence import GATE2_CANDIDATES
+
+            pair = {"overlays.var_limit.release": a.release, "skill.gate_sustain": 1, **GATE2_CANDIDATES[a.gate]}
+        joint_check(a.out, pair)
     print("\n".join(render_section(a.out)))
     return 0
 
