@@ -90,7 +90,7 @@ RULES = (
     "the zero-skill twin is ≤ 1.0% on all 10 seeds. Among the passing, the best mean oracle IC 0.05 net "
     "Sharpe; a difference under 0.02 goes to the less strict. If none passes: the smallest worst-seed TE to the "
     "twin. IC 0.1 is reported, not ruled on. Decided by `decide_gate2` from the rows.\n"
-    "* **Re-run after the tracker fix** (written 2026-11-27 20:27 UTC, before the re-run): the skill tracker and the research "
+    "* **Re-run after the tracker fix** (written 2026-11-27, committed 20:21 UTC in 94fe241 before the re-run started): the skill tracker and the research "
     "oracle now score a forecast on the returns the book can earn (close t+lag .. t+lag+h, merged 346cf45), "
     "which changes every gate opening. Rules G2 and V are run again in full with the fixed code on the profile "
     "as then shipped (gate t = 2.5, release 0.1; each candidate overrides its own setting); the tables below "

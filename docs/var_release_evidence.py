@@ -63,7 +63,7 @@ RULES = (
     "default profile with release 0.1 and gate t = 2.5, placebo seeds 0–9, TE to its zero-skill twin (release "
     "0.1). It passes at ≤ 1.0% on every seed. If it fails, rule G2 is run again in full with release 0.1 and its "
     "decision is shipped instead.\n"
-    "* **Re-run after the tracker fix** (2026-11-27 20:27 UTC, before the re-run): rule V and the joint check are run again "
+    "* **Re-run after the tracker fix** (committed 2026-11-27 20:21 UTC in 94fe241, before the re-run started): rule V and the joint check are run again "
     "with the skill tracker and oracle scoring the tradable window (see rule G2's re-run), the gate as then "
     "shipped (t = 2.5); the joint check uses the pair rules G2 and V then choose.\n"
 )
