@@ -8,25 +8,19 @@ ones agent/profiles/*.toml ship.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from agent.settings import load_settings
+from tests.unit.docs_modules import load_docs_module
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _ev() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("skill_evidence", REPO / "docs" / "skill_evidence.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("skill_evidence", mod)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_docs_module("skill_evidence", register=True)
 
 
 def _row(**kw: Any) -> dict[str, Any]:
@@ -131,11 +125,7 @@ def test_shipped_profiles_follow_the_rendered_decisions() -> None:
 
 
 def _vr() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("var_release_evidence", REPO / "docs" / "var_release_evidence.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_docs_module("var_release_evidence")
 
 
 def test_rule_v_decides_from_the_rows() -> None:
@@ -225,10 +215,7 @@ def test_gate2_rule_follows_the_rows() -> None:
 
 def test_gate2_render_prints_the_decision_from_the_rows() -> None:
     _ev()
-    spec = importlib.util.spec_from_file_location("skill_gate2", REPO / "docs" / "skill_gate2.py")
-    assert spec is not None and spec.loader is not None
-    g2 = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(g2)
+    g2 = load_docs_module("skill_gate2")
     names = list(g2.GATE2_CANDIDATES)
     te = dict(zip(names, (0.02, 0.012, 0.008, 0.005), strict=True))
     text = "\n".join(g2.render_gate2(_gate2_rows(te, dict(zip(names, (0.9, 0.8, 0.6, 0.7), strict=True)))))

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tests.unit.docs_modules import load_docs_module
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _looks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("skill_looks", REPO / "docs" / "skill_looks.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_docs_module("skill_looks")
 
 
 def _write(path: Path, rows: list[dict[str, Any]]) -> None:
