@@ -194,7 +194,7 @@ def render_gate2(rows: list[dict[str, Any]]) -> list[str]:
             f"{_p(tw[0]['te'])} (the VaR limit's cuts to cash); 1/N turnover {_n(tw[0]['ref_turnover'])}.",
         ]
     chosen = g["chosen"] if g["chosen"] is not None else "none"
-    lines += ["", f"Decision (rule G2): **{chosen}** — {g['why']}.", ""]
+    lines += ["", f"Decision (rule G2): **{chosen}** — {g['why']}. It replaces rule G's gate above; the profiles ship it.", ""]
     return lines
 
 
