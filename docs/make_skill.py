@@ -216,13 +216,11 @@ def proof(
     profiles: tuple[str, ...] = ("default", "demo", "etf-lstm-mvo"),
     seed_list: tuple[int, ...] | None = None,
     tag: str = "",
-    rerun: tuple[str, str] | None = None,
 ) -> None:
     """The 2020+ tables; ``tag`` names this process's files (placebo-TAG.json ...) so parts can run in parallel.
 
-    ``rerun = (label, why)`` replays one real-model row again, keeping its first run beside the new one and the
-    reason: a second look at 2020+ data is disclosed in the table, never silent (for a defect fix, not a tuning).
-    """
+    A rerun is a new look at 2020+ data: ``--new-look WHY`` archives the tables first (docs/skill_looks.py), so
+    the page keeps every earlier look beside the new one."""
     seed_range = seed_list if seed_list is not None else tuple(range(seeds))
     # Grinold-Kahn (extra rows): ladder and placebo seeds 0-2, default only (time on the shared machine)
     gk_oracle_seeds = gk_placebo_seeds = 3
@@ -309,10 +307,6 @@ def proof(
                     _save(out, "oracle" + tag, rows)
     if "real" in only:
         rows = _prior(out, "real" + tag)
-        first: dict[str, Any] = {}
-        if rerun is not None:
-            first = {r.get("label", r["profile"]): r for r in rows}.get(rerun[0], {})
-            rows = [r for r in rows if r.get("label", r["profile"]) != rerun[0]]
         done_r = {r.get("label", r["profile"]) for r in rows}
         for label, profile, over in (
             ("default", "default", {}),
@@ -324,11 +318,6 @@ def proof(
                 continue
             r = replay(profile, WINDOWS[profile], out / "real" / label.replace(", Grinold–Kahn", "-gk"), over)
             r.update(kind="real", label=label)
-            if first and rerun is not None and label == rerun[0]:
-                keep = ("sharpe", "cagr", "turnover", "te", "gated", "skill_decisions")
-                r["first_run"] = {k: first[k] for k in keep if k in first}
-                r["first_run"]["first_runs"] = first.get("first_run")  # a third look would keep the second
-                r["rerun_why"] = rerun[1]
             rows.append(r)
             print(
                 json.dumps({k: r[k] for k in ("label", "sharpe", "turnover", "te", "ref_sharpe")}),
@@ -357,12 +346,6 @@ def main(argv: list[str] | None = None) -> int:
         "--new-look",
         metavar="WHY",
         help="proof: archive the current --only tables under looks/<k>/ with WHY, then run them again",
-    )
-    ap.add_argument(
-        "--rerun",
-        nargs=2,
-        metavar=("LABEL", "WHY"),
-        help="proof: replay this real-model row again, keeping its first run and WHY in the table (a defect fix)",
     )
     a = ap.parse_args(argv)
     os.environ.setdefault("AGENT_NO_PROGRESS", "1")
@@ -396,9 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             from skill_looks import archive_look
 
             archive_look(a.out, a.new_look, tuple(a.only.split(",")))
-        rerun = (a.rerun[0], a.rerun[1]) if a.rerun else None
         tag = f"-{a.tag}" if a.tag else ""
-        proof(a.out, a.seeds, set(a.only.split(",")), profiles, seed_list, tag, rerun)
+        proof(a.out, a.seeds, set(a.only.split(",")), profiles, seed_list, tag)
     render(a.out, REPO / "docs" / "SKILL.md")
     return 0
 

@@ -11,7 +11,6 @@ simulated on pure noise with the tracker's own estimator (no market data at all)
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from skill_evidence import (
     GATE_PLACEBO_SEEDS,
     ORACLE_SEEDS,
     ZERO_SKILL,
+    _n,
+    _p,
     decide_gate2,
     te_to,
 )
@@ -148,14 +149,6 @@ def run_gate2(
                     ic=ic,
                 )
     return mine
-
-
-def _p(x: float) -> str:
-    return "–" if not math.isfinite(x) else f"{100 * x:.2f}%"
-
-
-def _n(x: float) -> str:
-    return "–" if not math.isfinite(x) else f"{x:.2f}"
 
 
 def render_gate2(rows: list[dict[str, Any]]) -> list[str]:

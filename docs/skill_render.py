@@ -223,15 +223,5 @@ def render(out: Path, target: Path) -> None:
             "entry/exit), which trades away from the reference on its own.",
             "",
         ]
-        for x in r["rows"]:
-            if "first_run" in x:
-                f0 = x["first_run"]
-                lines += [
-                    f"**Second look at 2020+ for {x.get('label', x['profile'])}, disclosed:** {x['rerun_why']} "
-                    f"Its first run: Sharpe {_f(f0['sharpe'])}, CAGR {_f(f0['cagr'], True)}, turnover "
-                    f"{_f(f0['turnover'])}, {f0.get('gated', '?')} / {f0.get('skill_decisions', '?')} decisions "
-                    "gated; the row above is the rerun.",
-                    "",
-                ]
     target.write_text("\n".join(lines) + "\n")
     print(f"wrote {target}")

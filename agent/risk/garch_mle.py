@@ -308,7 +308,6 @@ def _after_basin(
     """`fit_garch_mle` after its loose SLSQP stage `first`: Newton steps from its point, else SLSQP to `ftol`
     from the starting values `sv` (shared with agent/risk/garch_batch.py, which runs the first stage batched)."""
     bc = lik.bc
-    p, q = lik.p, lik.q
     if first.converged:
         nt = newton_fit(lik, first.params, bounds, maxiter=maxiter)
         if nt.converged and nt.f <= -first.loglik:
@@ -316,7 +315,7 @@ def _after_basin(
         why = nt.message or "Newton steps ended below the SLSQP point"
     else:
         why = first.message
-    sq = _slsqp_fit(lik, sv, bounds, ia, q + p, maxiter, ftol)
+    sq = _slsqp_fit(lik, sv, bounds, ia, n_lag, maxiter, ftol)
     msg = "" if sq.converged else f"{why}; {sq.message}"
     return MleFit(sq.params, sq.loglik, sq.converged, msg, first.n_iter + sq.n_iter, lik.n_eval, bc)
 
