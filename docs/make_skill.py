@@ -37,6 +37,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,15 @@ def _store(profile: str, settings: Any) -> Any:
     return load_prices_for(settings, None)[0]
 
 
-def replay(profile: str, window: tuple[str, str], out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """One leak-free replay through run_backtest; the numbers the table needs."""
+def replay(
+    profile: str,
+    window: tuple[str, str],
+    out: Path,
+    overrides: dict[str, Any],
+    store_fn: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """One leak-free replay through run_backtest; the numbers the table needs. ``store_fn(settings)`` gives the
+    price store when the caller must cut it (pre-2020 evidence whose look-ahead oracle must not read 2020)."""
     import numpy as np
     import pandas as pd
 
@@ -93,7 +101,7 @@ def replay(profile: str, window: tuple[str, str], out: Path, overrides: dict[str
 
     over = {"backtest.baselines": ["equal_weight"], **overrides}
     s = load_settings(profile=profile, overrides=over)
-    store = _store(profile, s)
+    store = store_fn(s) if store_fn is not None else _store(profile, s)
     t0 = time.perf_counter()
     if s.forecast.oracle_ic is not None:
         with oracle_replay(store.load()):  # research only: the oracle is handed the future explicitly

@@ -103,6 +103,9 @@ def render(out: Path, target: Path) -> None:
     from var_release_evidence import render_section
 
     lines += render_section(out)
+    from cost_scale_evidence import render_section as render_cost
+
+    lines += render_cost(out)
     lines += render_looks(out)
     p = load("placebo")
     if p:
