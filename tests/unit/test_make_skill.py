@@ -122,6 +122,10 @@ def test_shipped_profiles_follow_the_rendered_decisions() -> None:
     assert release is not None, "docs/SKILL.md has no rule V decision"
     for profile in decided:
         assert load_settings(profile=profile).overlays.var_limit.release == float(release.group(1)), profile
+    cost = re.search(r"\*\*Chosen: k = \d+, `skill.cost_multiplier` = ([0-9.]+)\*\* \(rule C", text)
+    assert cost is not None, "docs/SKILL.md has no rule C decision"
+    for profile in decided:
+        assert load_settings(profile=profile).skill.cost_multiplier == float(cost.group(1)), profile
 
 
 def _vr() -> ModuleType:
@@ -134,20 +138,37 @@ def test_rule_v_decides_from_the_rows() -> None:
 
     def rows(by_release: dict[float, tuple[float, float, float]]) -> list[dict[str, Any]]:
         return [
-            {"profile": p, "kind": "twin", "seed": 0, "release": rel, "sharpe": sh, "max_drawdown": dd, "turnover": to}
+            {
+                "profile": p,
+                "kind": "twin",
+                "seed": 0,
+                "release": rel,
+                "sharpe": sh,
+                "max_drawdown": dd,
+                "turnover": to,
+            }
             for p in ("default", "demo")
             for rel, (sh, dd, to) in by_release.items()
         ]
 
     base = (0.70, -0.30, 20.0)
     # 0.2 cuts turnover most but costs 0.05 Sharpe: 0.1 wins
-    assert vr.decide_release(rows({0.0: base, 0.1: (0.69, -0.30, 16.0), 0.2: (0.65, -0.30, 12.0)}))["chosen"] == 0.1
+    assert (
+        vr.decide_release(rows({0.0: base, 0.1: (0.69, -0.30, 16.0), 0.2: (0.65, -0.30, 12.0)}))["chosen"]
+        == 0.1
+    )
     # 0.2 is within 5% of 0.1's turnover: the smaller band
-    assert vr.decide_release(rows({0.0: base, 0.1: (0.70, -0.30, 16.0), 0.2: (0.70, -0.30, 15.5)}))["chosen"] == 0.1
+    assert (
+        vr.decide_release(rows({0.0: base, 0.1: (0.70, -0.30, 16.0), 0.2: (0.70, -0.30, 15.5)}))["chosen"]
+        == 0.1
+    )
     # a deeper drawdown disqualifies: back to 0
     assert vr.decide_release(rows({0.0: base, 0.1: (0.70, -0.33, 16.0)}))["chosen"] == 0.0
     # 0.2 clearly lower and free
-    assert vr.decide_release(rows({0.0: base, 0.1: (0.70, -0.30, 18.0), 0.2: (0.71, -0.29, 12.0)}))["chosen"] == 0.2
+    assert (
+        vr.decide_release(rows({0.0: base, 0.1: (0.70, -0.30, 18.0), 0.2: (0.71, -0.29, 12.0)}))["chosen"]
+        == 0.2
+    )
 
 
 def _gate2_rows(te_max: dict[str, float], sharpe: dict[str, float]) -> list[dict[str, Any]]:
@@ -227,3 +248,74 @@ def test_gate2_render_prints_the_decision_from_the_rows() -> None:
         for o in g2.GATE2_CANDIDATES.values()
     ]
     assert rates == sorted(rates, reverse=True)
+
+
+def _cost_rows(
+    te_max: dict[int, float], turn: dict[int, float], sharpe: dict[int, float]
+) -> list[dict[str, Any]]:
+    cs = load_docs_module("cost_scale_evidence")
+    rows: list[dict[str, Any]] = []
+    for k in cs.CANDIDATES:
+        rows.append({"k": k, "kind": "twin", "seed": 0, "ic": None, "turnover": 10.0, "sharpe": 0.6})
+        rows += [
+            {
+                "k": k,
+                "kind": "placebo",
+                "seed": s,
+                "ic": None,
+                "turnover": turn[k],
+                "sharpe": 0.6,
+                "te_twin": te_max[k] if s == 9 else 0.0,
+            }
+            for s in cs.PLACEBO_SEEDS
+        ]
+        rows += [
+            {
+                "k": k,
+                "kind": "oracle",
+                "seed": s,
+                "ic": ic,
+                "turnover": 50.0,
+                "sharpe": sharpe[k],
+                "ref_sharpe": 0.57,
+            }
+            for ic in cs.ORACLE_ICS
+            for s in cs.ORACLE_SEEDS
+        ]
+    return rows
+
+
+def test_rule_c_decides_from_the_rows() -> None:
+    """Made-up rows flip rule C: placebo TE and turnover disqualify, the best oracle Sharpe wins, ties go to the
+    larger k (the cost counted harder), and incomplete rows decide nothing."""
+    cs = load_docs_module("cost_scale_evidence")
+    ok_te, ok_turn = {4: 0.005, 2: 0.005, 1: 0.005}, {4: 10.0, 2: 11.0, 1: 12.0}
+    assert cs.decide_cost(_cost_rows(ok_te, ok_turn, {4: 0.60, 2: 0.65, 1: 0.70}))["chosen"] == 1
+    assert (
+        cs.decide_cost(_cost_rows(ok_te, ok_turn, {4: 0.60, 2: 0.69, 1: 0.70}))["chosen"] == 2
+    )  # tie: larger k
+    assert (
+        cs.decide_cost(_cost_rows({**ok_te, 1: 0.011}, ok_turn, {4: 0.60, 2: 0.65, 1: 0.70}))["chosen"] == 2
+    )
+    assert (
+        cs.decide_cost(_cost_rows(ok_te, {**ok_turn, 2: 15.5, 1: 16.0}, {4: 0.6, 2: 0.65, 1: 0.7}))["chosen"]
+        == 4
+    )
+    rows = _cost_rows(ok_te, ok_turn, {4: 0.60, 2: 0.65, 1: 0.70})
+    assert cs.decide_cost([r for r in rows if not (r["k"] == 1 and r["kind"] == "oracle")])["chosen"] is None
+
+
+def test_rule_c_render_prints_the_decision_from_the_rows(tmp_path: Path) -> None:
+    import json
+
+    cs = load_docs_module("cost_scale_evidence")
+    assert cs.render_section(tmp_path) == []
+    rows = _cost_rows(
+        {4: 0.005, 2: 0.005, 1: 0.005}, {4: 10.0, 2: 11.0, 1: 12.0}, {4: 0.60, 2: 0.65, 1: 0.70}
+    )
+    for k in cs.CANDIDATES:
+        (tmp_path / f"cost-scale-k{k}.json").write_text(
+            json.dumps({"rows": [r for r in rows if r["k"] == k]})
+        )
+    text = "\n".join(cs.render_section(tmp_path))
+    assert "**Chosen: k = 1, `skill.cost_multiplier` = 0.25** (rule C" in text
