@@ -349,11 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--profiles", default="", help="profiles (tune: overlay evidence; proof: placebo, real)")
     ap.add_argument("--seed-list", default="", help="proof: these seeds only (e.g. 0,1)")
-    ap.add_argument("--tag", default="", help="proof, tune gate2: suffix of this process's JSON files (parallel)")
+    ap.add_argument(
+        "--tag", default="", help="proof, tune gate2: suffix of this process's JSON files (parallel)"
+    )
     ap.add_argument(
         "--new-look",
         metavar="WHY",
-        help="proof: archive the current --only tables under looks/<k>/ with WHY, then run them again",
+        help="proof: archive the current --only tables (and their reason) under looks/<k>/, then run them again; WHY is why",
     )
     a = ap.parse_args(argv)
     os.environ.setdefault("AGENT_NO_PROGRESS", "1")

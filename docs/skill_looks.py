@@ -31,7 +31,11 @@ def archive_look(out: Path, why: str, parts: tuple[str, ...] = PARTS) -> Path:
         for f in sorted(out.glob(f"{part}.json")) + sorted(out.glob(f"{part}-*.json")):
             shutil.move(str(f), dest / f.name)
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    (dest / "why.txt").write_text(f"{stamp}\n{why}\n")
+    if (out / "why.txt").exists():  # the archived tables' own reason moves with them
+        shutil.move(str(out / "why.txt"), dest / "why.txt")
+    else:
+        (dest / "why.txt").write_text(f"{stamp}\nthe first run\n")
+    (out / "why.txt").write_text(f"{stamp}\n{why}\n")  # the reason for the tables this rerun writes
     return dest
 
 
@@ -45,19 +49,18 @@ def _summary(d: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for label in ("default", "demo", "etf-lstm-mvo"):
         r = real.get(label)
-        out[label] = (
-            f"{r['sharpe']:.2f} / {r['turnover'] / r['ref_turnover']:.1f}×" if r else "–"
-        )
+        out[label] = f"{r['sharpe']:.2f} / {r['turnover'] / r['ref_turnover']:.1f}×" if r else "–"
     pl = [r for r in _rows(d, "placebo") if r.get("path") == "skill"]
     te = {p: [r["te_zero"] for r in pl if r["profile"] == p and "te_zero" in r] for p in ("default", "demo")}
-    out["placebo"] = ", ".join(
-        f"{p} {100 * float(np.mean(v)):.2f}% / {100 * max(v):.2f}%" for p, v in te.items() if v
-    ) or "–"
+    out["placebo"] = (
+        ", ".join(f"{p} {100 * float(np.mean(v)):.2f}% / {100 * max(v):.2f}%" for p, v in te.items() if v)
+        or "–"
+    )
     orc = [r for r in _rows(d, "oracle") if r.get("combine", "black_litterman") == "black_litterman"]
     ladder = sorted({r["ic"] for r in orc})
-    out["oracle"] = " / ".join(
-        f"{np.mean([r['sharpe'] for r in orc if r['ic'] == ic]):.2f}" for ic in ladder
-    ) or "–"
+    out["oracle"] = (
+        " / ".join(f"{np.mean([r['sharpe'] for r in orc if r['ic'] == ic]):.2f}" for ic in ladder) or "–"
+    )
     return out
 
 
