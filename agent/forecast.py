@@ -29,6 +29,7 @@ __all__ = [
     "ModelInfo",
     "ModelRegistry",
     "OnnxForecaster",
+    "mean_daily_simple",
     "read_metadata",
 ]
 
@@ -441,10 +442,18 @@ class OnnxForecaster:
     @staticmethod
     def _to_mean_daily_simple(y: np.ndarray, info: ModelInfo) -> np.ndarray:
         """Convert the model's target units to the mean daily simple return over its horizon."""
-        ttype = info.target.get("type")
         h = int(info.target.get("horizon_sessions", info.horizon))
-        if ttype == "fwd_mean_simple":
-            return y
-        if ttype == "next_week_logret":  # compounding-equivalent per-session simple return
-            return np.expm1(y / max(h, 1))
-        raise ModelError(f"model {info.model_id} has an unknown target type {ttype!r}")
+        try:
+            return mean_daily_simple(y, info.target.get("type"), h)
+        except ValueError as e:
+            raise ModelError(f"model {info.model_id} has {e}") from None
+
+
+def mean_daily_simple(y: np.ndarray, target_type: Any, horizon: int) -> np.ndarray:
+    """A forecast in its target's units as the mean daily simple return over ``horizon`` sessions (the unit the
+    skill tracker scores; training's validation skill converts with this same function)."""
+    if target_type == "fwd_mean_simple":
+        return y
+    if target_type == "next_week_logret":  # compounding-equivalent per-session simple return
+        return np.expm1(y / max(int(horizon), 1))
+    raise ValueError(f"an unknown target type {target_type!r}")

@@ -1,7 +1,8 @@
 """Training data: profile configs, price files, leak-free sample windows, targets and the time-ordered split.
 
 Leak rule (enforced by construction): prices are truncated at `train_end` *before* anything is computed, so a
-sample at t whose target needs rows up to t+H exists only if t+H <= train_end. Validation is the last ~20% of
+sample at t whose target needs rows up to t+H exists only if t+H <= train_end (the daily closes kept for the
+validation skill on the book's window, `training.skill.book_skill`, end there too). Validation is the last ~20% of
 the samples in time order; training samples whose targets overlap the validation targets are purged. Scalers
 are fit on the training part only.
 """
@@ -174,6 +175,8 @@ class Dataset:
     valid_from: pd.Timestamp
     digest: str
     n_daily_rows: int
+    closes: np.ndarray  # (S, N) daily closes up to train_end: the book's returns for the validation skill
+    row_session: np.ndarray  # (T,) position of each row's date in `closes` (rows are sessions, weekly too)
 
     @property
     def lookback(self) -> int:
@@ -306,4 +309,6 @@ def make_dataset(prices: pd.DataFrame, cfg: ProfileConfig, train_end: str | pd.T
         valid_from=pd.Timestamp(dates[val_idx[0]]),
         digest=data_digest(p.loc[first_used:]),
         n_daily_rows=len(p.loc[first_used:]),
+        closes=p.to_numpy(dtype=np.float64),
+        row_session=p.index.get_indexer(dates).astype(np.int64),
     )

@@ -246,6 +246,7 @@ def write_card(tm: TrainedModel, path: Path, *, cadence: str = "yearly") -> Path
         "",
         "## Validation metrics (held-out, time-ordered)",
         "",
+        *([f"Skill window: {tm.metrics['skill_window']}.", ""] if "skill_window" in tm.metrics else []),
         "| metric | value |",
         "|---|---|",
         *[f"| {k} | {_fmt(val)} |" for k, val in v.items()],

@@ -20,10 +20,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from agent.forecast import mean_daily_simple
 from training.datasets import Dataset, ProfileConfig, make_dataset, window_batch
 from training.losses import bce_mse, drawdown_loss, mse
 from training.models import build_model
-from training.skill import validation_skill
+from training.skill import DEFAULT_LAG, book_skill, validation_skill
 
 __all__ = [
     "FitResult",
@@ -31,7 +32,9 @@ __all__ = [
     "evaluate",
     "fit",
     "predict",
+    "return_skill",
     "set_determinism",
+    "skill_window",
     "train_one",
 ]
 
@@ -165,8 +168,14 @@ def _acc(prob: np.ndarray, lab: np.ndarray) -> float:
     return float(np.mean((prob >= 0.5) == (lab >= 0.5)))
 
 
-def evaluate(model: torch.nn.Module, ds: Dataset, idx: np.ndarray | None = None) -> dict[str, float]:
-    """Validation metrics in raw units, next to naive baselines (zero and rolling-mean forecasts)."""
+def evaluate(
+    model: torch.nn.Module, ds: Dataset, idx: np.ndarray | None = None, *, lag: int = DEFAULT_LAG
+) -> dict[str, float]:
+    """Validation metrics in raw units, next to naive baselines (zero and rolling-mean forecasts).
+
+    ``lag``: sessions from a forecast's close to the close it is traded at (``execution.lag_sessions``); the
+    ``skill_*`` metrics score the returns the book earns from there (`return_skill`).
+    """
     idx = ds.val_idx if idx is None else idx
     out, prob = predict(model, ds, idx)
     m: dict[str, float] = {"n": float(len(idx))}
@@ -200,7 +209,7 @@ def evaluate(model: torch.nn.Module, ds: Dataset, idx: np.ndarray | None = None)
         hit_rate=float(np.mean(np.sign(pred) == np.sign(true))),
         mean_ic=_mean_ic(pred, true),
     )
-    m.update(validation_skill(pred, true, base, ds.cfg.horizon))  # issue 9: the allocation's skill prior
+    m.update(return_skill(ds, idx, pred, lag))  # issue 9: the allocation's skill prior
     if prob is not None:
         lab = ds.y["reb"][idx]
         same = ds.y["reb_same"][idx]
@@ -215,6 +224,28 @@ def evaluate(model: torch.nn.Module, ds: Dataset, idx: np.ndarray | None = None)
             brier=float(np.mean((prob - lab) ** 2)),
         )
     return m
+
+
+def return_skill(ds: Dataset, idx: np.ndarray, pred: np.ndarray, lag: int = DEFAULT_LAG) -> dict[str, float]:
+    """Skill of the return forecasts ``pred`` (raw target units) made at rows ``idx``, the agent's prior.
+
+    ``skill_*``: against the returns the book earns, close t+lag .. t+lag+h from the daily closes (weekly models
+    too), the forecast converted to mean daily simple returns as the agent converts it; samples whose window
+    runs past train_end are dropped. ``skill_target_*``: the same metrics against the training target.
+    """
+    h = ds.cfg.horizon
+    base = np.nan_to_num(ds.baseline[idx])
+    target = validation_skill(pred, ds.y_raw[idx], base, h)
+    out = book_skill(
+        mean_daily_simple(pred, ds.cfg.target, h),
+        ds.closes,
+        ds.row_session[idx],
+        horizon=h,
+        lag=lag,
+        baseline=mean_daily_simple(base, ds.cfg.target, h),
+    )
+    out.update({"skill_target" + k.removeprefix("skill"): v for k, v in target.items()})
+    return out
 
 
 def _mean_ic(pred: np.ndarray, true: np.ndarray) -> float:
@@ -256,17 +287,39 @@ def _cv_accuracy(ds: Dataset, reb_key: str, folds: int, params: dict[str, Any]) 
     return accs
 
 
+def skill_window(cfg: ProfileConfig, lag: int = DEFAULT_LAG) -> str:
+    """What the ``skill_*`` and ``skill_target_*`` metrics score (stored in the metadata and the model card)."""
+    h = cfg.horizon
+    target = (
+        f"the mean daily simple return close t .. t+{h}"
+        if cfg.target == "fwd_mean_simple"
+        else "the next weekly row's log return"
+    )
+    return (
+        f"skill_* (the agent's validation prior): the forecast made at close t, as a mean daily simple return, vs "
+        f"the mean daily simple return the book earns, close t+{lag} .. t+{lag + h} (execution lag {lag}, horizon "
+        f"{h} sessions, daily closes), samples whose window ends after train_end dropped; skill_target_*: the "
+        f"same metrics vs the training target, {target}"
+    )
+
+
 def train_one(
-    cfg: ProfileConfig, prices: pd.DataFrame, train_end: str | pd.Timestamp, *, verbose: bool = True
+    cfg: ProfileConfig,
+    prices: pd.DataFrame,
+    train_end: str | pd.Timestamp,
+    *,
+    verbose: bool = True,
+    lag: int = DEFAULT_LAG,
 ) -> TrainedModel:
-    """Train the model whose data ends at `train_end`; metrics on the time-ordered validation split."""
+    """Train the model whose data ends at `train_end`; metrics on the time-ordered validation split (the skill
+    prior on the returns the book earns with execution lag ``lag``)."""
     ds = make_dataset(prices, cfg, train_end)
     set_determinism(int(cfg.t("seed", 7)))
     model = build_model(cfg.kind, ds.n_inputs, ds.n_outputs, cfg.model)
     res = fit(model, ds, desc=f"{cfg.profile}-{ds.train_end.date()}", verbose=verbose)
     metrics: dict[str, Any] = {
-        "val": evaluate(model, ds),
-        "train": evaluate(model, ds, ds.train_idx),
+        "val": evaluate(model, ds, lag=lag),
+        "train": evaluate(model, ds, ds.train_idx, lag=lag),
         "best_epoch": res.best_epoch,
         "epochs_run": len(res.history),
         "best_val_loss": res.best_val_loss,
@@ -290,5 +343,7 @@ def train_one(
             "accuracy_same_week_per_fold": cv_same,
             "accuracy_same_week_mean": float(np.mean(cv_same)) if cv_same else None,
         }
+    if cfg.kind != "weights":
+        metrics["skill_window"] = skill_window(cfg, lag)
     # (training time is logged, not stored: it would make rebuilt files differ)
     return TrainedModel(model, ds, res, metrics)

@@ -8,11 +8,11 @@ At a decision ``asof`` the tracker uses forecasts matured on or before ``asof`` 
 is still open — so the skill estimate is a function of data available at ``asof`` only.
 
 Per matured forecast the tracker keeps the cross-sectional IC (Pearson correlation of the forecast with the
-realized mean daily return over that window; the models' validation IC uses close ``t`` .. ``t + h``). The live
-skill is the exponentially weighted mean of those ICs (half-life in forecasts), with a standard error from the
-weighted dispersion and the effective sample size (Kish), reduced when horizons overlap. Validation skill (from
-the model's metadata) is the prior; the two are combined by precision weighting, so live evidence takes over as
-it accumulates.
+realized mean daily return over that window; the models' validation IC, the prior, scores the same window:
+``skill_*`` in their metadata, training/skill.py ``book_skill``). The live skill is the exponentially weighted
+mean of those ICs (half-life in forecasts), with a standard error from the weighted dispersion and the
+effective sample size (Kish), reduced when horizons overlap. Validation skill (from the model's metadata) is the
+prior; the two are combined by precision weighting, so live evidence takes over as it accumulates.
 
 State is a list of ``ForecastObs`` (the forecast, and once matured its realized IC). The backtest keeps it in
 memory; the daemon persists it with ``agent.skill.store.SkillStore`` in the ledger's SQLite file. Both run the

@@ -31,8 +31,14 @@ def test_models_carry_validation_skill(profile: str) -> None:
             "skill_mse_vs_rolling_mean",
         ):
             assert key in val and math.isfinite(val[key]), (info.model_id, key)
+            assert "skill_target" + key.removeprefix("skill") in val, (info.model_id, key)  # training target
         assert val["skill_n_eff"] * val["skill_horizon"] <= val["skill_n"] + val["skill_horizon"]
-        prior = prior_from_metrics(json.loads(info.metadata["metrics"]))
+        # the prior scores the window the book earns (execution lag 1), dropping samples past train_end
+        assert val["skill_lag"] == 1 and val["skill_n"] + val["skill_dropped"] == val["skill_target_n"]
+        assert val["skill_dropped"] >= 1
+        metrics = json.loads(info.metadata["metrics"])
+        assert f"close t+1 .. t+{1 + info.horizon} " in metrics["skill_window"]
+        prior = prior_from_metrics(metrics)
         assert prior is not None and prior.ic == val["skill_ic_cs"]
         card = info.path.with_suffix(".md").read_text()
-        assert "skill_ic_cs" in card
+        assert "skill_ic_cs" in card and "skill_target_ic_cs" in card and metrics["skill_window"] in card
