@@ -30,6 +30,11 @@ def archive_look(out: Path, why: str, parts: tuple[str, ...] = PARTS) -> Path:
     for part in parts:
         for f in sorted(out.glob(f"{part}.json")) + sorted(out.glob(f"{part}-*.json")):
             shutil.move(str(f), dest / f.name)
+        if (
+            out / part
+        ).is_dir():  # the replays too: a rerun must not reuse one (the proof reuses a twin it finds)
+            (dest / "runs").mkdir(exist_ok=True)
+            shutil.move(str(out / part), dest / "runs" / part)
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     if (out / "why.txt").exists():  # the archived tables' own reason moves with them
         shutil.move(str(out / "why.txt"), dest / "why.txt")

@@ -36,8 +36,12 @@ def test_a_new_look_archives_the_tables_and_every_look_is_shown(tmp_path: Path) 
     ]
     _write(tmp_path / "placebo-pd1.json", placebo)
     _write(tmp_path / "oracle.json", [{"ic": 0.1, "sharpe": 0.9, "seed": 0}])
+    (tmp_path / "placebo" / "default-zero-skill-shipped").mkdir(parents=True)  # a twin the proof would reuse
+    (tmp_path / "placebo" / "default-zero-skill-shipped" / "nav.csv").write_text("date,strategy\n")
     dest = lk.archive_look(tmp_path, "a defect fix", ("placebo", "real"))
-    assert sorted(p.name for p in dest.iterdir()) == ["placebo-pd1.json", "real.json", "why.txt"]
+    assert sorted(p.name for p in dest.iterdir()) == ["placebo-pd1.json", "real.json", "runs", "why.txt"]
+    assert not (tmp_path / "placebo").exists()  # the rerun replays its twins afresh
+    assert (dest / "runs" / "placebo" / "default-zero-skill-shipped" / "nav.csv").exists()
     assert not (tmp_path / "real.json").exists() and (tmp_path / "oracle.json").exists()  # oracle not rerun
     _write(tmp_path / "real.json", _real(0.7))
     text = "\n".join(lk.render_looks(tmp_path))
