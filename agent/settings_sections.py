@@ -271,6 +271,9 @@ class SkillSettings(_Section):
     min_live: int = Field(20, ge=2)  # matured forecasts before live skill counts (a t-stat on fewer is noise)
     prior_se_multiplier: float = Field(2.0, ge=1)  # widen the validation IC's error (early stopping used it)
     use_validation_prior: bool = True
+    # the cost in the objective is this x the configured bps. The tilt's alpha enters scaled by
+    # risk_aversion / active_risk_aversion, so at 1 the cost counts active/delta times against the alpha the
+    # posterior states; delta/active puts it at face value (rule C chose 2 x delta/active, docs/SKILL.md)
     cost_multiplier: float = Field(1.0, ge=0)  # turnover penalty = this x the cost in the objective
     # aversion to active risk (the tilt away from the reference): the posterior's excess over pi is scaled by
     # risk_aversion / active_risk_aversion, so the tilt is Sigma^-1 alpha / active_risk_aversion
