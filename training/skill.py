@@ -31,7 +31,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DEFAULT_LAG", "book_skill", "cross_sectional_ic", "tradable_returns", "validation_skill"]
+__all__ = [
+    "DEFAULT_LAG",
+    "book_skill",
+    "cross_sectional_ic",
+    "overlap_stride",
+    "tradable_returns",
+    "validation_skill",
+]
 
 DEFAULT_LAG = 1  # execution.lag_sessions of every shipped agent profile
 
@@ -55,17 +62,34 @@ def _ts_ic(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean((pc * tc).sum(axis=0)[ok] / den[ok])) if ok.any() else 0.0
 
 
+def overlap_stride(rows: np.ndarray, horizon: int) -> int:
+    """How many sample rows a ``horizon``-session window spans: the step between samples whose windows do not
+    overlap. ``rows`` are the samples' daily positions (1 apart for daily models, ~5 for weekly ones), so a weekly
+    model's consecutive samples are already independent at h = 5 (stride 1), a daily model's h apart."""
+    r = np.asarray(rows, dtype=float)
+    spacing = float(np.median(np.diff(r))) if len(r) > 1 else 1.0
+    return max(1, int(np.ceil(max(int(horizon), 1) / max(spacing, 1.0) - 1e-9)))
+
+
 def validation_skill(
-    pred: np.ndarray, true: np.ndarray, baseline: np.ndarray | None = None, horizon: int = 1
+    pred: np.ndarray,
+    true: np.ndarray,
+    baseline: np.ndarray | None = None,
+    horizon: int = 1,
+    stride: int | None = None,
 ) -> dict[str, float]:
-    """Skill metrics of forecasts ``pred`` (rows = dates, cols = assets) against realized ``true``."""
+    """Skill metrics of forecasts ``pred`` (rows = dates, cols = assets) against realized ``true``.
+
+    ``stride``: rows between non-overlapping samples for the IC's standard error (default ``horizon``, right
+    for daily rows; `overlap_stride` gives it from the samples' positions)."""
     p = np.asarray(pred, dtype=float)
     t = np.asarray(true, dtype=float)
     h = max(int(horizon), 1)
+    k = h if stride is None else max(int(stride), 1)
     out: dict[str, float] = {}
     ic = cross_sectional_ic(p, t) if p.shape[1] >= 3 else np.full(len(p), np.nan)
     ic_ok = ic[np.isfinite(ic)]
-    sub = ic[::h]
+    sub = ic[::k]
     sub = sub[np.isfinite(sub)]
     n_eff = len(sub)
     se = float(np.std(sub, ddof=1) / np.sqrt(n_eff)) if n_eff > 1 else float("nan")
@@ -79,6 +103,7 @@ def validation_skill(
         skill_n=float(len(p)),
         skill_n_eff=float(n_eff),
         skill_horizon=float(h),
+        skill_stride=float(k),
         skill_ic_cs=mean_ic,
         skill_ic_cs_se=se,
         skill_ic_cs_t=mean_ic / se if se and np.isfinite(se) and se > 0 else 0.0,
@@ -140,6 +165,6 @@ def book_skill(
     b = None if baseline is None else np.asarray(baseline, dtype=float)[keep]
     if not keep.any():
         return {"skill_n": 0.0, "skill_lag": float(lag), "skill_dropped": float(len(keep))}
-    out = validation_skill(p, realized[keep], b, horizon)
+    out = validation_skill(p, realized[keep], b, horizon, overlap_stride(np.asarray(rows)[keep], horizon))
     out.update(skill_lag=float(max(int(lag), 0)), skill_dropped=float(np.sum(~keep)))
     return out

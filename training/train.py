@@ -24,7 +24,7 @@ from agent.forecast import mean_daily_simple
 from training.datasets import Dataset, ProfileConfig, make_dataset, window_batch
 from training.losses import bce_mse, drawdown_loss, mse
 from training.models import build_model
-from training.skill import DEFAULT_LAG, book_skill, validation_skill
+from training.skill import DEFAULT_LAG, book_skill, overlap_stride, validation_skill
 
 __all__ = [
     "FitResult",
@@ -235,7 +235,7 @@ def return_skill(ds: Dataset, idx: np.ndarray, pred: np.ndarray, lag: int = DEFA
     """
     h = ds.cfg.horizon
     base = np.nan_to_num(ds.baseline[idx])
-    target = validation_skill(pred, ds.y_raw[idx], base, h)
+    target = validation_skill(pred, ds.y_raw[idx], base, h, overlap_stride(ds.row_session[idx], h))
     out = book_skill(
         mean_daily_simple(pred, ds.cfg.target, h),
         ds.closes,

@@ -133,3 +133,21 @@ def test_weekly_windows_run_on_daily_sessions() -> None:
     # the last weekly sample (its target is the final week) has no full book window before train_end
     m = return_skill(ds, ds.val_idx, np.zeros((len(ds.val_idx), len(TICKERS))) + 1e-3, 1)
     assert m["skill_dropped"] == 1
+
+
+def test_the_error_rests_on_non_overlapping_samples_daily_or_weekly() -> None:
+    """A daily model's h-session windows overlap for h rows, a weekly model's rows are already h apart: the
+    IC's standard error must use every h-th daily row but every weekly row (n_eff 5x larger, not understated)."""
+    from training.skill import overlap_stride, validation_skill
+
+    assert overlap_stride(np.arange(100), 5) == 5
+    assert overlap_stride(np.arange(0, 500, 5), 5) == 1
+    assert overlap_stride(np.arange(0, 500, 5), 10) == 2
+    assert overlap_stride(np.arange(0, 500, 5), 1) == 1
+    rng = np.random.default_rng(3)
+    true = rng.normal(size=(200, 9))
+    pred = 0.3 * true + rng.normal(size=(200, 9))
+    weekly = validation_skill(pred, true, None, 5, overlap_stride(np.arange(0, 1000, 5), 5))
+    daily = validation_skill(pred, true, None, 5)
+    assert weekly["skill_n_eff"] == 200 and daily["skill_n_eff"] == 40
+    assert weekly["skill_ic_cs_se"] < daily["skill_ic_cs_se"]
