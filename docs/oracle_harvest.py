@@ -321,9 +321,48 @@ def _reference_tilt(
     }
 
 
+def sleeve_sharpe(mu: float, vol: float, ir: float, te: float) -> float:
+    """Sharpe of 1/N (annual mean ``mu``, vol ``vol``) plus an uncorrelated active sleeve of net IR ``ir`` at TE."""
+    return (mu + ir * te) / math.sqrt(vol**2 + te**2)
+
+
+def ir_needed(mu: float, vol: float, te: float, lift: float) -> float:
+    """The sleeve's net IR at tracking error ``te`` that lifts 1/N's Sharpe by ``lift`` (inverse of sleeve_sharpe)."""
+    return ((mu / vol + lift) * math.sqrt(vol**2 + te**2) - mu) / te
+
+
+def ceiling(irs: list[float], tes: list[float], lift: float = 0.3) -> str:
+    """What an active sleeve of net information ratio IR, uncorrelated with 1/N, adds to 1/N's Sharpe at tracking
+    error TE: (mu + IR * TE) / sqrt(vol^2 + TE^2), with 1/N's (daily rebalanced) mean and vol on 2006-2019; and
+    the net IR a sleeve needs for 1/N + ``lift``. Markdown. Arithmetic on pre-2020 prices only."""
+    from agent.settings import load_settings
+
+    tickers = list(load_settings(profile="default").universe.tickers)
+    r = _frame()[tickers].pct_change().dropna().mean(axis=1)
+    mu, vol = float(r.mean() * 252), float(r.std(ddof=1) * math.sqrt(252))
+    s0 = mu / vol
+    head = " | ".join(f"Sharpe at IR {ir:g}" for ir in irs)
+    lines = [
+        f"1/N (daily rebalanced, 2006–2019): return {100 * mu:.1f}%, vol {100 * vol:.1f}%, Sharpe {s0:.3f}.",
+        "",
+        f"| TE | {head} | net IR needed for 1/N + {lift:g} |",
+        "|---|" + "---|" * (len(irs) + 1),
+    ]
+    for te in tes:
+        cells = " | ".join(f"{sleeve_sharpe(mu, vol, ir, te):.3f}" for ir in irs)
+        lines.append(f"| {100 * te:g}% | {cells} | {ir_needed(mu, vol, te, lift):.2f} |")
+    best = ", ".join(
+        f"IR {ir:g}: {math.sqrt(s0**2 + ir**2):.3f} at TE {100 * vol * ir / s0:.0f}%" for ir in irs
+    )
+    lines += ["", f"Unconstrained best (any TE): {best}."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("cmd", choices=["run", "analyze"])
+    p.add_argument("cmd", choices=["run", "analyze", "ceiling"])
+    p.add_argument("--irs", default="0.33,0.52,0.88", help="ceiling: net information ratios of the sleeve")
+    p.add_argument("--tes", default="0.02,0.04,0.06,0.08,0.1", help="ceiling: tracking errors")
     p.add_argument("--out", type=Path, default=REPO / "runs/oracle_harvest")
     p.add_argument("--ics", default="0.05,0.1,0.2")
     p.add_argument("--seeds", default="0,1,2")
@@ -336,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     _refuse_late(a.end)
     ics = [float(x) for x in a.ics.split(",")]
     seeds = [int(x) for x in a.seeds.split(",")]
+    if a.cmd == "ceiling":
+        print(ceiling([float(x) for x in a.irs.split(",")], [float(x) for x in a.tes.split(",")]))
+        return 0
     if a.cmd == "run":
         if not (a.out / f"{pre}twin" / "nav.csv").exists():
             replay_one(f"{pre}twin", {**TWIN, **extra}, a.out)
