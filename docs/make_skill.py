@@ -83,6 +83,41 @@ def _store(profile: str, settings: Any) -> Any:
     return load_prices_for(settings, None)[0]
 
 
+def _stamp(profile: str, window: tuple[str, str], overrides: dict[str, Any], repo: Path = REPO) -> str | None:
+    """What a replay was run with: profile, window, overrides and the code's commit (None when the working tree
+    has uncommitted changes or is not a git checkout: such a replay is never reused)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    if dirty:
+        return None
+    return json.dumps(
+        {"profile": profile, "window": list(window), "overrides": overrides, "commit": head}, sort_keys=True
+    )
+
+
+def reusable(
+    out: Path, profile: str, window: tuple[str, str], overrides: dict[str, Any], repo: Path = REPO
+) -> bool:
+    """A replay directory may stand in for a new run (a zero-skill twin shared by many rows) only if it was run
+    with the same profile, window and overrides on the same committed code: a twin from an earlier look or an
+    earlier commit is replayed again."""
+    stamp = _stamp(profile, window, overrides, repo)
+    f = out / "replay-stamp.json"
+    return stamp is not None and (out / "nav.csv").exists() and f.exists() and f.read_text() == stamp
+
+
 def replay(
     profile: str,
     window: tuple[str, str],
@@ -122,6 +157,9 @@ def replay(
             out,
             write_report=False,
         )
+    stamp = _stamp(profile, window, overrides)
+    if stamp is not None:
+        (out / "replay-stamp.json").write_text(stamp)
     nav = pd.read_csv(out / "nav.csv", index_col="date", parse_dates=True)
     diff = nav["strategy"].pct_change().dropna() - nav["equal_weight"].pct_change().dropna()
     m = res.metrics
@@ -244,10 +282,9 @@ def proof(
             twin_over = {"shipped": {}, "nooverlays": NO_OVERLAYS}
             twins = {tw: out / "placebo" / f"{profile}-zero-skill-{tw}" for tw in twin_over}
             for tw, tw_over in twin_over.items():  # one process runs them (seed 0's); others wait for them
-                if 0 in seed_range and not (twins[tw] / "nav.csv").exists():
-                    replay(
-                        profile, WINDOWS[profile], twins[tw], {"forecast.placebo": 0, **tw_over, **ZERO_SKILL}
-                    )
+                tw_all = {"forecast.placebo": 0, **tw_over, **ZERO_SKILL}
+                if 0 in seed_range and not reusable(twins[tw], profile, WINDOWS[profile], tw_all):
+                    replay(profile, WINDOWS[profile], twins[tw], tw_all)
             for seed in seed_range:
                 for path, over, twin in (
                     ("skill", {}, "shipped"),

@@ -125,8 +125,11 @@ def run_gate2(
 
     twin = out / "evidence" / "default" / "g2-twin"
     # the zero-skill twin: the gate never opens (mu = pi), so it is the same for every candidate and seed
-    if not (twin / "nav.csv").exists():
-        one({**BASE, "forecast.placebo": 0, **ZERO_SKILL}, twin, kind="twin", candidate="twin", seed=0)
+    from make_skill import reusable  # a twin from other code or settings is replayed again
+
+    twin_over = {**BASE, "forecast.placebo": 0, **ZERO_SKILL}
+    if not reusable(twin, "default", window, twin_over):
+        one(twin_over, twin, kind="twin", candidate="twin", seed=0)
     for label in labels or tuple(GATE2_CANDIDATES):
         s = {**BASE, **GATE2_CANDIDATES[label]}
         slug = label.replace(" ", "").replace(",", "-").replace("=", "")
@@ -187,7 +190,11 @@ def render_gate2(rows: list[dict[str, Any]]) -> list[str]:
             f"{_p(tw[0]['te'])} (the VaR limit's cuts to cash); 1/N turnover {_n(tw[0]['ref_turnover'])}.",
         ]
     chosen = g["chosen"] if g["chosen"] is not None else "none"
-    lines += ["", f"Decision (rule G2): **{chosen}** — {g['why']}. It replaces rule G's gate above; the profiles ship it.", ""]
+    lines += [
+        "",
+        f"Decision (rule G2): **{chosen}** — {g['why']}. It replaces rule G's gate above; the profiles ship it.",
+        "",
+    ]
     return lines
 
 

@@ -139,7 +139,7 @@ JOINT_SEEDS = tuple(range(10))
 def joint_check(out: Path, pair: dict[str, Any] | None = None) -> dict[str, Any]:
     """The joint check: rule G2's placebo test on the pair rule V and rule G2 chose (rows to var-release-joint.json)."""
     sys.path.insert(0, str(REPO / "docs"))
-    from make_skill import replay
+    from make_skill import replay, reusable
     from skill_evidence import te_to
 
     pair = dict(JOINT if pair is None else pair)
@@ -147,8 +147,9 @@ def joint_check(out: Path, pair: dict[str, Any] | None = None) -> dict[str, Any]
     base = out / "var-release-joint"
     twin = base / "twin"
     over = {"forecast.model": "none", **pair}
-    if not (twin / "nav.csv").exists():
-        replay("default", WINDOW, twin, {**over, "forecast.placebo": 0, **ZERO_SKILL})
+    twin_over = {**over, "forecast.placebo": 0, **ZERO_SKILL}
+    if not reusable(twin, "default", WINDOW, twin_over):
+        replay("default", WINDOW, twin, twin_over)
     rows = []
     for seed in JOINT_SEEDS:
         d = base / f"placebo-{seed}"
@@ -168,7 +169,9 @@ def render_joint(out: Path) -> list[str]:
     res = json.loads(path.read_text())
     te = [r["te_zero"] for r in res["rows"]]
     verdict = "passes" if res["passes"] else "FAILS (rule G2 to be re-run with release 0.1)"
-    gate = ", ".join(f"{k.split('.')[-1]} {v:g}" for k, v in res["settings"].items() if k.startswith("skill."))
+    gate = ", ".join(
+        f"{k.split('.')[-1]} {v:g}" for k, v in res["settings"].items() if k.startswith("skill.")
+    )
     return [
         f"Joint check (release {res['settings']['overlays.var_limit.release']:g}, gate: {gate}), default 2006–2019, placebo seeds 0–9: TE to the zero-skill twin "
         f"mean {100 * float(np.mean(te)):.2f}%, worst seed {100 * max(te):.2f}%; mean turnover "
@@ -217,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.path.insert(0, str(REPO / "docs"))
             from skill_evidence import GATE2_CANDIDATES
 
-            pair = {"overlays.var_limit.release": a.release, "skill.gate_sustain": 1, **GATE2_CANDIDATES[a.gate]}
+            pair = {
+                "overlays.var_limit.release": a.release,
+                "skill.gate_sustain": 1,
+                **GATE2_CANDIDATES[a.gate],
+            }
         joint_check(a.out, pair)
     print("\n".join(render_section(a.out)))
     return 0

@@ -54,3 +54,37 @@ def test_a_new_look_archives_the_tables_and_every_look_is_shown(tmp_path: Path) 
         (tmp_path / "looks" / "2" / "why.txt").read_text().endswith("a defect fix\n")
     )  # moved with its tables
     assert "| 3 (tables below) | – | again |" in "\n".join(lk.render_looks(tmp_path))
+
+
+def test_a_replay_is_reused_only_with_the_same_settings_on_the_same_committed_code(tmp_path: Path) -> None:
+    """The proof and the pre-2020 rules share one zero-skill twin across many rows; a twin left by an earlier look
+    (other settings or other code) must be replayed again, not compared against. A throwaway git repository
+    stands in for the code."""
+    import subprocess
+
+    ms = load_docs_module("make_skill")
+    repo = tmp_path / "code"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git[:3], "init", "-q"], check=True)
+    (repo / "a.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "a.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    window = ("2006-01-01", "2019-12-31")
+    over = {"forecast.placebo": 0, "skill.gate_t": 1e9}
+    d = tmp_path / "twin"
+    d.mkdir()
+    (d / "nav.csv").write_text("date,strategy\n")
+    assert not ms.reusable(d, "default", window, over, repo)  # no stamp: run before stamps existed
+    stamp = ms._stamp("default", window, over, repo)
+    assert stamp is not None
+    (d / "replay-stamp.json").write_text(stamp)
+    assert ms.reusable(d, "default", window, over, repo)
+    assert not ms.reusable(d, "default", window, {**over, "skill.cost_multiplier": 0.5}, repo)
+    assert not ms.reusable(d, "demo", window, over, repo)
+    (repo / "a.py").write_text("x = 2\n")
+    assert ms._stamp("default", window, over, repo) is None  # uncommitted code: never reused
+    assert not ms.reusable(d, "default", window, over, repo)
+    subprocess.run([*git, "commit", "-qam", "two"], check=True)
+    assert not ms.reusable(d, "default", window, over, repo)  # another commit
+    assert not ms.reusable(d, "default", window, over, tmp_path / "not-a-repo")
