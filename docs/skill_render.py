@@ -33,10 +33,13 @@ def render(out: Path, target: Path) -> None:
         "reference (tested to 1e-6). The forecast's cross-sectional z-scores become Black–Litterman views "
         "q = pi + σ/√h·z with Ω = τ·diag(Σ)·(1 − IC)/IC, IC being the measured skill: the validation IC from "
         "the model's metadata (its error doubled, since early stopping used that split) combined by precision "
-        "with the exponentially weighted IC of the agent's own forecasts whose horizon has elapsed by asof. "
+        "with the exponentially weighted IC of the agent's own forecasts whose horizon has elapsed by asof; "
+        "both score a forecast made at close t on close t+lag .. t+lag+h, the returns the book can earn. "
         "Below the gate's t-statistic, IC = 0 and mu = pi. The tilt is scaled by delta / active risk aversion. "
         "Costs stay in the objective, so a trade is made only when the expected alpha pays for it: the no-trade "
-        "region widens as alpha shrinks. Windows and costs as in issue 9 (5 bps; 2.5 bps for etf-lstm-mvo).",
+        "region widens as alpha shrinks. The cost there is scaled by `skill.cost_multiplier` (0.5 by rule C: it "
+        "counts 2× against the alpha the posterior states). Windows and costs as in issue 9 (5 bps; 2.5 bps for "
+        "etf-lstm-mvo).",
         "",
     ]
 
