@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO / "docs") not in sys.path:  # its sibling scripts (make_skill, oracle_harvest, skill_evidence)
+    sys.path.insert(0, str(REPO / "docs"))
 WINDOW = ("2006-01-01", "2019-12-31")
 DELTA, ACTIVE = 2.5, 10.0  # the three skill-aware profiles' risk_aversion and active_risk_aversion
 # k = how many times the cost counts against the posterior's stated alpha; cost_multiplier = k * delta / active
@@ -64,7 +66,6 @@ RULES = (
 
 
 def _overrides(k: int, kind: str, seed: int, ic: float | None = None) -> dict[str, Any]:
-    sys.path.insert(0, str(REPO / "docs"))
     from make_skill import NO_OVERLAYS
 
     over: dict[str, Any] = {"forecast.model": "none", "skill.cost_multiplier": CANDIDATES[k]}
@@ -86,7 +87,6 @@ def _plan(k: int) -> list[tuple[str, int, float | None]]:
 
 def run(out: Path, ks: tuple[int, ...]) -> None:
     """Replay every (k, run) not yet in ``cost-scale-k<K>.json``, saving after each one."""
-    sys.path.insert(0, str(REPO / "docs"))
     from make_skill import replay
     from oracle_harvest import _store
     from skill_evidence import te_to
